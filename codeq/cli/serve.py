@@ -1,0 +1,4 @@
+"""``codeq serve`` (being written)."""
+
+def serve() -> None:
+    """Run the server."""

@@ -1,0 +1,135 @@
+"""Domain models: plain data, no persistence.
+
+Times are POSIX seconds (floats) everywhere inside codeq; they become RFC 3339
+strings only at the edges (``codeq.core.render``).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+COMMAND_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+HISTORY_LIMIT = 50
+MIN_PRIORITY = 0
+MAX_PRIORITY = 9
+
+
+class Status(StrEnum):
+    PENDING = "PENDING"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+
+
+class Outcome(StrEnum):
+    """Where a task went after a nack, an abandon or a lease expiry."""
+
+    REQUEUED = "requeued"
+    DLQ = "dlq"
+    CANCELLED = "cancelled"
+
+
+@dataclass(slots=True, frozen=True)
+class BackoffSpec:
+    """A retry delay policy: a registered policy name plus its two numbers."""
+
+    policy: str
+    base_seconds: float
+    max_seconds: float
+
+
+@dataclass(slots=True)
+class HistoryEntry:
+    at: float
+    event: str
+    worker_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class Artifact:
+    name: str
+    url: str | None = None
+    content_type: str | None = None
+
+
+@dataclass(slots=True)
+class ResultRecord:
+    task_id: str
+    status: Status
+    result: Any = None
+    error: str | None = None
+    artifacts: list[Artifact] = field(default_factory=list)
+    completed_at: float = 0.0
+    worker_id: str | None = None
+
+
+@dataclass(slots=True)
+class Task:
+    id: str
+    command: str
+    payload: Any
+    priority: int
+    max_attempts: int
+    created_at: float
+    updated_at: float
+    status: Status = Status.PENDING
+    attempts: int = 0
+    worker_id: str | None = None
+    lease_id: str | None = None
+    lease_until: float | None = None
+    webhook: str | None = None
+    error: str | None = None
+    run_at: float | None = None
+    visible_at: float | None = None
+    idempotency_key: str | None = None
+    backoff: BackoffSpec | None = None
+    cancel_requested: bool = False
+    dead_lettered: bool = False
+    finished_at: float | None = None
+    history: list[HistoryEntry] = field(default_factory=list)
+
+    def copy(self) -> Task:
+        return replace(self, history=list(self.history))
+
+    def record(self, at: float, event: str, worker_id: str | None = None,
+               reason: str | None = None) -> None:
+        """Append to the bounded timeline, keeping the last ``HISTORY_LIMIT`` entries."""
+        self.history.append(HistoryEntry(at, event, worker_id, reason))
+        if len(self.history) > HISTORY_LIMIT:
+            del self.history[: len(self.history) - HISTORY_LIMIT]
+
+
+@dataclass(slots=True, frozen=True)
+class QueueStats:
+    command: str
+    ready: int
+    delayed: int
+    in_progress: int
+    dlq: int
+    paused: bool
+
+
+@dataclass(slots=True)
+class Page:
+    """One page of a listing; ``next_cursor`` is None on the last page."""
+
+    tasks: list[Task]
+    next_cursor: str | None
+
+
+def new_id() -> str:
+    """A random (version 4) UUID as text."""
+    return str(uuid.uuid4())
