@@ -29,7 +29,7 @@ ENV_ALIASES: dict[str, tuple[str, ...]] = {
 }
 #: Bare names too generic to trust (``ENV`` is the POSIX shell's start-up file):
 #: these keys are read only with the ``CODEQ_`` prefix.
-PREFIX_ONLY = frozenset({"env", "host", "timezone"})
+PREFIX_ONLY = frozenset({"env", "host", "timezone", "storage", "dataDir"})
 CONFIG_ENV = "CODEQ_CONFIG"
 
 

@@ -60,7 +60,9 @@ Priority = Annotated[int, BeforeValidator(_clamp_priority)]
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    """camelCase on the wire only: ``delay_seconds`` is an unknown field, not an alias."""
+
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid")
 
 
 class BackoffOverride(Model):

@@ -300,7 +300,7 @@ class Scheduler:
             try:
                 parsed = _parse(models.BatchResultItem, item)
                 body = models.SubmitResult.model_validate(
-                    parsed.model_dump(exclude={"task_id"}, exclude_unset=True))
+                    parsed.model_dump(exclude={"task_id"}, exclude_unset=True, by_alias=True))
                 out.append((task_id, await self.submit_result(principal, parsed.task_id, body)))
             except CodeqError as exc:
                 out.append((task_id if isinstance(task_id, str) else None, exc))

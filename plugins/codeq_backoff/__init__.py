@@ -18,8 +18,8 @@ def linear(n: int, base: float, top: float, rng: random.Random) -> float:
 
 
 def _exp(n: int, base: float, top: float) -> float:
-    # 2**n overflows floats past n ~ 1000; the cap is reached long before that.
-    return top if n >= 64 else min(base * 2.0**n, top)
+    # 2.0**n overflows past n = 1023; any positive base has reached the cap by then.
+    return min(base * 2.0 ** min(n, 1000), top)
 
 
 def exponential(n: int, base: float, top: float, rng: random.Random) -> float:
