@@ -45,6 +45,16 @@ class QueueConfig(BaseModel):
     lease_seconds: float | None = Field(None, gt=0)
 
 
+class ProducerToken(BaseModel):
+    """A ``producerTokens`` entry written as a mapping: a static token with a name and rights."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: str = Field(min_length=1)
+    sub: str | None = None
+    admin: bool = False
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
                               frozen=True)
@@ -72,7 +82,7 @@ class Settings(BaseModel):
     identity_jwks_url: str | None = None
     identity_issuer: str | None = None
     identity_audience: str | None = None
-    producer_tokens: list[str] = Field(default_factory=list)
+    producer_tokens: list[str | ProducerToken] = Field(default_factory=list)
     worker_jwks_url: str | None = None
     worker_issuer: str | None = None
     worker_audience: str = "codeq-worker"
@@ -160,8 +170,9 @@ class Settings(BaseModel):
             missing.append("workerJwksUrl (WORKER_JWKS_URL)")
         if not self.worker_issuer:
             missing.append("workerIssuer (WORKER_ISSUER)")
-        if not (self.identity_jwks_url or self.producer_tokens):
-            missing.append("identityJwksUrl (IDENTITY_JWKS_URL) or producerTokens (PRODUCER_TOKENS)")
+        if not (self.identity_jwks_url or self.identity_service_url or self.producer_tokens):
+            missing.append("identityJwksUrl (IDENTITY_JWKS_URL), identityServiceUrl "
+                           "(IDENTITY_SERVICE_URL) or producerTokens (PRODUCER_TOKENS)")
         if not self.webhook_hmac_secret:
             missing.append("webhookHmacSecret (WEBHOOK_HMAC_SECRET)")
         return missing
@@ -259,3 +270,24 @@ def load_settings(config_file: str | Path | None = None, *,
             raise ConfigError(missing[0].split(" ")[0], "env is prod, and these settings are "
                               "missing: " + "; ".join(missing))
     return settings
+
+
+#: Carries resolved settings from ``codeq serve`` to its server worker processes.
+SETTINGS_ENV = "CODEQ_SETTINGS_JSON"
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """Environment entries that hand ``settings`` to child processes (``inherited_settings``)."""
+    return {SETTINGS_ENV: settings.model_dump_json(by_alias=True)}
+
+
+def inherited_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings a parent process resolved and passed down with ``settings_environment``."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get(SETTINGS_ENV)
+    if not raw:
+        raise ConfigError(SETTINGS_ENV, "not set; this process must be started by codeq serve")
+    try:
+        return Settings.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ConfigError(SETTINGS_ENV, f"does not hold valid settings: {exc}") from None

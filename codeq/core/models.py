@@ -151,7 +151,7 @@ def describe(errors: list[Any]) -> str:
     parts = []
     for error in errors[:5]:
         loc = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
-        msg = error.get("msg", "invalid")
+        msg = error.get("msg", "invalid").removeprefix("Value error, ")
         if error.get("type") == "extra_forbidden":
             msg = "unknown field"
         elif error.get("type") == "missing":

@@ -1,0 +1,1 @@
+"""Routes by resource. Each handler parses, calls the scheduler, renders: no queue logic."""

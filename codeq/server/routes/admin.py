@@ -1,0 +1,63 @@
+"""Operator routes: queue stats, DLQ, redrive, pause / resume, cleanup (admin tokens)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from codeq.core import models, render
+from codeq.server.deps import Caller, Svc
+from codeq.server.responses import JSON
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+@router.get("/queues")
+async def queues(who: Caller, svc: Svc) -> Response:
+    """Depths of every command's queues."""
+    stats = await svc.scheduler.queues(who)
+    return JSON({"queues": [render.stats(s) for s in stats]})
+
+
+@router.get("/queues/{command}")
+async def queue(command: str, who: Caller, svc: Svc) -> Response:
+    """Depths of one command's queues (zeros for a command never used)."""
+    return JSON(render.stats(await svc.scheduler.queue(who, command)))
+
+
+@router.get("/queues/{command}/dlq")
+async def dlq(command: str, who: Caller, svc: Svc, limit: int = 50,
+              cursor: str | None = None) -> Response:
+    """Dead-lettered tasks of a command, oldest first."""
+    page = await svc.scheduler.dlq(who, command, limit=limit, cursor=cursor)
+    return JSON({"tasks": [render.task(t, svc.tz) for t in page.tasks],
+                 "nextCursor": page.next_cursor})
+
+
+@router.post("/queues/{command}/dlq/redrive")
+async def redrive(command: str, who: Caller, svc: Svc,
+                  body: models.Redrive | None = None) -> Response:
+    """Move DLQ tasks (the given ids, or the oldest ``limit``) back to ready, attempts reset."""
+    moved = await svc.scheduler.redrive(who, command, body or models.Redrive.model_validate({}))
+    return JSON({"redriven": moved})
+
+
+@router.post("/queues/{command}/pause")
+async def pause(command: str, who: Caller, svc: Svc) -> Response:
+    """Stop handing out the command's tasks (they are still accepted)."""
+    return JSON(render.stats(await svc.scheduler.set_paused(who, command, True)))
+
+
+@router.post("/queues/{command}/resume")
+async def resume(command: str, who: Caller, svc: Svc) -> Response:
+    """Hand out the command's tasks again."""
+    return JSON(render.stats(await svc.scheduler.set_paused(who, command, False)))
+
+
+@router.post("/tasks/cleanup")
+async def cleanup(who: Caller, svc: Svc, body: models.Cleanup | None = None) -> Response:
+    """Delete terminal tasks whose retention ended before ``before``."""
+    body = body or models.Cleanup.model_validate({})
+    deleted, before = await svc.scheduler.cleanup(who, body)
+    return JSON({"deleted": deleted, "before": render.timestamp(before, svc.tz),
+                 "limit": body.limit})

@@ -1,0 +1,1 @@
+complete --command codeq --no-files --arguments "(env _CODEQ_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) codeq)" --condition "env _CODEQ_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) codeq"

@@ -1,0 +1,129 @@
+"""Storage URLs to ``redis.asyncio`` clients, and Redis errors to ``StoreUnavailable``.
+
+- ``redis://[user:password@]host:port[/db][?socket_timeout=2]``
+- ``rediss://...`` (TLS)
+- ``redis+cluster://[user:password@]host:port[,host:port...][?socket_timeout=2]``
+
+Timeouts are short by default so that a frozen server turns into a 503 within
+about two seconds, and redis-py's own retries are off: a script that timed
+out may have run, so repeating it blindly is not safe.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from urllib.parse import parse_qs, unquote
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    ConnectionError,
+    ReadOnlyError,
+    TimeoutError,
+    TryAgainError,
+)
+from redis.retry import Retry
+
+from codeq.core.errors import ConfigError, StoreUnavailable
+
+SOCKET_TIMEOUT = 2.0
+CONNECT_TIMEOUT = 3.0
+#: What "the store did not answer" looks like from redis-py.
+UNAVAILABLE = (ConnectionError, TimeoutError, BusyLoadingError, ClusterDownError, TryAgainError,
+               ReadOnlyError, OSError)
+CLUSTER_SCHEME = "redis+cluster"
+SCHEMES = ("redis", "rediss", CLUSTER_SCHEME)
+
+Client = Redis | RedisCluster
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S")
+
+
+def translate_errors(method: Callable[Concatenate[S, P], Coroutine[Any, Any, R]]
+                     ) -> Callable[Concatenate[S, P], Coroutine[Any, Any, R]]:
+    """The one place where a Redis outage becomes ``StoreUnavailable`` (HTTP 503)."""
+
+    @functools.wraps(method)
+    async def wrapper(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(self, *args, **kwargs)
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(f"the Redis store did not answer ({type(exc).__name__}: "
+                                   f"{exc})") from exc
+
+    return cast(Callable[Concatenate[S, P], Coroutine[Any, Any, R]], wrapper)
+
+
+def _options(query: str) -> dict[str, Any]:
+    params = {k: v[-1] for k, v in parse_qs(query).items()}
+    out: dict[str, Any] = {}
+    for name in ("socket_timeout", "socket_connect_timeout"):
+        if name in params:
+            try:
+                out[name] = float(params.pop(name))
+            except ValueError:
+                raise ConfigError("storage", f"{name} must be a number of seconds") from None
+    if params:
+        raise ConfigError("storage", f"unknown Redis URL option(s): {', '.join(sorted(params))}")
+    return out
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed storage URL."""
+
+    cluster: bool
+    url: str
+    nodes: tuple[tuple[str, int], ...] = ()
+    username: str | None = None
+    password: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, url: str) -> Target:
+        scheme = url.split("://", 1)[0]
+        if scheme not in SCHEMES:
+            raise ConfigError("storage", f"not a Redis URL: {scheme}://...")
+        if scheme != CLUSTER_SCHEME:
+            return cls(cluster=False, url=url)
+        rest = url.split("://", 1)[1]
+        rest, _, query = rest.partition("?")
+        rest = rest.rstrip("/")
+        userinfo, _, hosts = rest.rpartition("@")
+        username, _, password = userinfo.partition(":")
+        nodes = []
+        for item in hosts.split(","):
+            host, _, port = item.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError("storage", f"cluster node {item!r} is not host:port")
+            nodes.append((host, int(port)))
+        return cls(cluster=True, url=url, nodes=tuple(nodes), username=unquote(username) or None,
+                   password=unquote(password) or None, options=_options(query))
+
+    def common(self) -> dict[str, Any]:
+        return {
+            "decode_responses": True,
+            "socket_timeout": SOCKET_TIMEOUT,
+            "socket_connect_timeout": CONNECT_TIMEOUT,
+            "retry": Retry(NoBackoff(), 0),
+            "driver_info": None,  # no CLIENT SETINFO: older KVRocks lacks it
+            **self.options,
+        }
+
+    def connect(self) -> Client:
+        if not self.cluster:
+            return Redis.from_url(self.url, **self.common())
+        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in self.nodes],
+                            username=self.username, password=self.password, **self.common())
+
+    def node_client(self, host: str, port: int) -> Redis:
+        """A plain client for one cluster node (its pub/sub)."""
+        return Redis(host=host, port=port, username=self.username, password=self.password,
+                     **self.common())

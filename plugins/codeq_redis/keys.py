@@ -1,0 +1,118 @@
+"""Every key name codeq puts in Redis, built in one place (see ``docs/storage.md``).
+
+Two kinds of hash tag keep each script's keys in one cluster slot:
+
+- queue keys of a command carry the command itself: ``codeq:{GENERATE}:ready``;
+- task keys carry a *slot tag*, a short string (``@1234``) chosen so that it
+  hashes to the same slot as the command's tag. The slot is written into the
+  task id (``codeq_redis.ids``), so ``codeq:{@1234}:t:<id>`` is found from the
+  id alone and still lives next to its command's queues.
+"""
+
+from __future__ import annotations
+
+import binascii
+import string
+from functools import cache
+
+PREFIX = "codeq"
+SLOTS = 16384
+#: Pub/sub channel; messages are command names that just got ready work.
+READY_CHANNEL = f"{PREFIX}:ready"
+#: Set of every command ever used or paused.
+COMMANDS = f"{PREFIX}:commands"
+#: Sorted sets command -> lower bound of its earliest delayed visibility / lease deadline.
+DELAYED_INDEX = f"{PREFIX}:index:delayed"
+LEASES_INDEX = f"{PREFIX}:index:leases"
+
+_SAFE = frozenset(string.ascii_letters + string.digits + "_.:-")
+
+
+def escape(command: str) -> str:
+    """Percent-encode everything outside the command alphabet (``{``, ``}``, ``%`` ...).
+
+    Valid command names pass unchanged; anything else cannot open or close a
+    hash tag, and the mapping stays one-to-one because ``%`` is escaped too.
+    """
+    return "".join(c if c in _SAFE else "".join(f"%{b:02X}" for b in c.encode()) for c in command)
+
+
+def key_slot(tag: str) -> int:
+    """The Redis Cluster slot of a hash tag (CRC16/XMODEM mod 16384)."""
+    return binascii.crc_hqx(tag.encode(), 0) % SLOTS
+
+
+def hash_tag(key: str) -> str:
+    """The part of ``key`` Redis Cluster hashes: the first non-empty ``{...}``, else all of it."""
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            return key[start + 1:end]
+    return key
+
+
+def command_slot(command: str) -> int:
+    return key_slot(escape(command))
+
+
+@cache
+def _slot_tags() -> tuple[str, ...]:
+    """For each slot, the first tag ``@<n>`` that hashes to it (built once, ~0.2 s)."""
+    tags: list[str | None] = [None] * SLOTS
+    missing, n = SLOTS, 0
+    while missing:
+        tag = f"@{n}"
+        slot = key_slot(tag)
+        if tags[slot] is None:
+            tags[slot] = tag
+            missing -= 1
+        n += 1
+    return tuple(t for t in tags if t is not None)
+
+
+def slot_tag(slot: int) -> str:
+    return _slot_tags()[slot]
+
+
+class QueueKeys:
+    """Keys of one command's queues; all share the ``{command}`` hash tag."""
+
+    __slots__ = (
+        "all",
+        "command",
+        "delayed",
+        "dlq",
+        "done",
+        "idem",
+        "leases",
+        "paused",
+        "ready",
+        "seq",
+    )
+
+    def __init__(self, command: str) -> None:
+        base = f"{PREFIX}:{{{escape(command)}}}"
+        self.command = command
+        self.ready = f"{base}:ready"        # zset id -> (9 - priority) * TIER + seq
+        self.delayed = f"{base}:delayed"    # zset id -> visible_at
+        self.leases = f"{base}:leases"      # zset id -> lease_until
+        self.dlq = f"{base}:dlq"            # zset id -> seq when dead-lettered
+        self.done = f"{base}:done"          # zset id -> finished_at (terminal tasks)
+        self.all = f"{base}:all"            # zset id -> seq at creation (listing order)
+        self.idem = f"{base}:idem"          # hash idempotencyKey -> id
+        self.seq = f"{base}:seq"            # string, last sequence number handed out
+        self.paused = f"{base}:paused"      # string "1" while paused
+
+
+class TaskKeys:
+    """Keys of one task; the slot tag comes from the id."""
+
+    __slots__ = ("history", "id", "result", "task")
+
+    def __init__(self, task_id: str, slot: int) -> None:
+        base = f"{PREFIX}:{{{slot_tag(slot)}}}"
+        self.id = task_id
+        self.task = f"{base}:t:{task_id}"       # hash of the task's fields
+        self.history = f"{base}:h:{task_id}"    # list of JSON [at, event, workerId, reason]
+        self.result = f"{base}:r:{task_id}"     # string, JSON result record

@@ -1,0 +1,63 @@
+-- Helpers shared by every script; codeq_redis.scripts prepends this file (and the
+-- constants HISTORY_LIMIT and TIER) to each script before loading it.
+--
+-- Conventions of all scripts:
+--   * every key is passed in KEYS; nothing is built here;
+--   * numbers arrive as the decimal text Python made (repr of a float) and are
+--     stored as that text, so they come back bit for bit;
+--   * an optional text argument is '' for "none" or '=' .. value;
+--   * a task is returned as {HGETALL of its hash, LRANGE of its history}.
+
+local function opt(v)
+  if v == nil or v == '' then return nil end
+  return string.sub(v, 2)
+end
+
+-- Append one timeline entry [at, event, workerId, reason], keeping the last HISTORY_LIMIT.
+local function record(key, at, event, worker, reason)
+  redis.call('RPUSH', key, cjson.encode({at, event, worker or cjson.null, reason or cjson.null}))
+  redis.call('LTRIM', key, -HISTORY_LIMIT, -1)
+end
+
+-- A per-command sequence: strictly increasing, close to now in units of 10 microseconds,
+-- so that sequences of different commands compare as "became ready earlier".
+local function next_seq(key, now)
+  local seq = math.floor(tonumber(now) * 100000)
+  local last = tonumber(redis.call('GET', key) or '0')
+  if seq <= last then seq = last + 1 end
+  redis.call('SET', key, string.format('%.0f', seq))
+  return seq
+end
+
+-- Ready-set score: priority 9 first, then the sequence (FIFO). Exact below 2^53.
+local function ready_score(priority, seq)
+  return string.format('%.0f', (9 - tonumber(priority)) * TIER + seq)
+end
+
+-- Add to a ready set; PUBLISH the command when the set was empty. A claim waits only
+-- after it saw the set empty, so the empty -> non-empty step is the one to announce.
+local function add_ready(ready_key, score, id, channel, command)
+  local was_empty = redis.call('ZCARD', ready_key) == 0
+  redis.call('ZADD', ready_key, score, id)
+  if was_empty then redis.call('PUBLISH', channel, command) end
+end
+
+-- codeq.core.lifecycle.check_lease: nil when allowed, else the refusal to return.
+local function check_lease(status, owner, current, worker, lease)
+  if status ~= 'IN_PROGRESS' then return {'STATE', status} end
+  if worker and owner ~= worker then return {'FORBIDDEN'} end
+  if lease and lease ~= current then return {'LEASE'} end
+  return nil
+end
+
+local function dump(task_key, history_key)
+  return {redis.call('HGETALL', task_key), redis.call('LRANGE', history_key, 0, -1)}
+end
+
+-- The score of `member` when it is now the head of the sorted set, else false: the
+-- caller then lowers the command's entry in the global due index.
+local function head_hint(zkey, member)
+  local head = redis.call('ZRANGE', zkey, 0, 0, 'WITHSCORES')
+  if head[1] == member then return head[2] end
+  return false
+end

@@ -1,0 +1,752 @@
+"""``RedisStorage``: the storage contract on Redis, Valkey, KVRocks and Redis Cluster.
+
+This class is the only code that talks to Redis. Every state transition is
+one Lua script (``lua/*.lua``, run by ``Scripts``); everything else here is
+reads, choosing candidates for a script, and turning script replies into
+domain values and errors. See ``docs/storage.md`` for the keyspace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
+
+from codeq.core import lifecycle
+from codeq.core.domain import (
+    COMMAND_PATTERN,
+    Outcome,
+    Page,
+    QueueStats,
+    ResultRecord,
+    Status,
+    Task,
+    new_id,
+)
+from codeq.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from codeq.core.storage import Storage
+from codeq_redis.codec import (
+    decode_dumped,
+    decode_result,
+    decode_task,
+    dumps,
+    history_entry,
+    num,
+    result_json,
+    task_fields,
+)
+from codeq_redis.connection import Client, Target, translate_errors
+from codeq_redis.ids import new_id as new_hinted_id
+from codeq_redis.ids import slot_of
+from codeq_redis.keys import (
+    COMMANDS,
+    DELAYED_INDEX,
+    LEASES_INDEX,
+    READY_CHANNEL,
+    QueueKeys,
+    TaskKeys,
+    command_slot,
+    hash_tag,
+    key_slot,
+    slot_tag,
+)
+from codeq_redis.listener import ReadyListener
+from codeq_redis.scripts import Scripts
+
+#: Extra ready candidates passed to a claim script beyond what it should take, so that a
+#: claim racing another one still finds work without a second peek.
+CLAIM_SLACK = 4
+CLAIM_ROUNDS = 8
+PROMOTE_ON_CLAIM = 100
+#: How often the due indexes are rebuilt from every command's queues (a safety net for a
+#: process that died between a transition and its index update).
+RESCAN_SECONDS = 30.0
+SCRIPT_BATCH = 500
+COMMAND_CACHE = 65536
+#: Slots whose scripts run at the same time when a batch spans a cluster.
+CLUSTER_CONCURRENCY = 32
+
+
+def _optional(value: str | None) -> str:
+    """Optional script argument: '' for None, '=' + value otherwise."""
+    return "" if value is None else "=" + value
+
+
+@dataclass(slots=True)
+class _Head:
+    """What a claim sees of one command before it runs the claim script."""
+
+    command: str
+    ready: list[tuple[str, float]]
+    due: bool
+    paused: bool
+
+
+class RedisStorage(Storage):
+    name = "redis"
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.target = Target.parse(url)
+        self.cluster = self.target.cluster
+        self._client: Client | None = None
+        self._scripts = Scripts()
+        self._listener: ReadyListener | None = None
+        self._node_clients: list[Redis] = []
+        self._registered: set[str] = set()
+        self._known: set[str] = set()
+        self._command_of: dict[str, str] = {}
+        self._rescanned = float("-inf")
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            raise RuntimeError("RedisStorage.open() was not called")
+        return self._client
+
+    # -- lifecycle of the store ------------------------------------------------
+    @translate_errors
+    async def open(self) -> None:
+        slot_tag(0)  # build the slot-tag table (~0.2 s) now, not on the first request
+        self._client = self.target.connect()
+        await self._scripts.load(self._client)
+        if isinstance(self._client, RedisCluster):
+            await self._client.initialize()
+            self._node_clients = [self.target.node_client(n.host, int(n.port))
+                                  for n in self._client.get_primaries()]
+            subscribers = self._node_clients
+        else:
+            subscribers = [self._client]
+        self._listener = ReadyListener(subscribers, READY_CHANNEL, self._on_ready,
+                                       self.ready.notify_all)
+        await self._listener.start()
+        await self._all_commands()
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
+        for client in self._node_clients:
+            await client.aclose()
+        self._node_clients = []
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _on_ready(self, command: str) -> None:
+        self._known.add(command)
+        self.ready.notify(command)
+
+    @translate_errors
+    async def ping(self) -> None:
+        await self.client.ping()
+
+    def new_task_id(self, command: str) -> str:
+        return new_hinted_id(command_slot(command))
+
+    # -- helpers -------------------------------------------------------------------
+    async def _run(self, name: str, keys: list[str], args: list[str]) -> Any:
+        return await self._scripts.run(self.client, name, keys, args)
+
+    async def _run_many(self, calls: Sequence[tuple[str, list[str], list[str]]]) -> list[Any]:
+        """Run scripts in order within a slot, in one round trip where the client allows.
+
+        One server: one pipeline (a NOSCRIPT reply is re-run). A cluster client
+        refuses EVALSHA in pipelines, so slots run concurrently, each in order.
+        """
+        if self.cluster:
+            return await self._run_by_slot(calls)
+        pipe = self.client.pipeline(transaction=False)
+        for name, keys, args in calls:
+            pipe.evalsha(self._scripts.by_name[name].sha, len(keys), *keys, *args)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        for i, reply in enumerate(results):
+            if isinstance(reply, NoScriptError):
+                results[i] = await self._run(*calls[i])
+            elif isinstance(reply, Exception):
+                raise reply
+        return results
+
+    async def _run_by_slot(self, calls: Sequence[tuple[str, list[str], list[str]]]) -> list[Any]:
+        results: list[Any] = [None] * len(calls)
+        by_slot: dict[int, list[int]] = {}
+        for i, (_, keys, _) in enumerate(calls):
+            by_slot.setdefault(key_slot(hash_tag(keys[0])), []).append(i)
+        gate = asyncio.Semaphore(CLUSTER_CONCURRENCY)
+
+        async def run_slot(indexes: list[int]) -> None:
+            async with gate:
+                for i in indexes:
+                    results[i] = await self._run(*calls[i])
+
+        await asyncio.gather(*(run_slot(indexes) for indexes in by_slot.values()))
+        return results
+
+    def _task_keys(self, task_id: str) -> TaskKeys:
+        return TaskKeys(task_id, slot_of(task_id))
+
+    def _remember(self, task_id: str, command: str) -> None:
+        if len(self._command_of) >= COMMAND_CACHE:
+            del self._command_of[next(iter(self._command_of))]
+        self._command_of[task_id] = command
+
+    async def _command(self, task_id: str) -> str:
+        """The command of a task (immutable, so cached); NotFound for an unknown id."""
+        command = self._command_of.get(task_id)
+        if command is None:
+            command = cast(str | None,
+                           await self.client.hget(self._task_keys(task_id).task, "command"))
+            if command is None:
+                raise NotFound(f"no task with id {task_id}")
+            self._remember(task_id, command)
+        return command
+
+    async def _all_commands(self) -> list[str]:
+        names = cast(set[str], await self.client.smembers(COMMANDS))
+        self._known |= names
+        return sorted(names)
+
+    async def _by_score(self, key: str, low: str, high: str, limit: int
+                        ) -> list[tuple[str, float]]:
+        """``ZRANGEBYSCORE key low high WITHSCORES LIMIT 0 limit``."""
+        if limit <= 0:
+            return []
+        return cast(list[tuple[str, float]], await self.client.zrangebyscore(
+            key, low, high, start=0, num=limit, withscores=True))
+
+    async def _register(self, commands: Iterable[str]) -> None:
+        new = set(commands) - self._registered
+        if new:
+            await self.client.sadd(COMMANDS, *new)
+            self._registered |= new
+            self._known |= new
+
+    async def _lower(self, index: str, command: str, score: Any) -> None:
+        if score is not None:
+            await self._run("index_lower", [index], [command, str(score)])
+
+    async def _read_tasks(self, task_ids: Sequence[str]) -> list[Task | None]:
+        if not task_ids:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for task_id in task_ids:
+            keys = self._task_keys(task_id)
+            pipe.hgetall(keys.task)
+            pipe.lrange(keys.history, 0, -1)
+        replies = await pipe.execute()
+        out: list[Task | None] = []
+        for i in range(0, len(replies), 2):
+            fields, history = replies[i], replies[i + 1]
+            out.append(decode_task(fields, history) if fields else None)
+        return out
+
+    def _refuse(self, reply: Sequence[Any], task_id: str, lease_id: str | None) -> None:
+        """Raise the domain error a script answered with (mirrors ``lifecycle.check_lease``)."""
+        code = reply[0]
+        if code == "NOTFOUND":
+            raise NotFound(f"no task with id {task_id}")
+        if code == "STATE":
+            raise Conflict(f"task {task_id} is {reply[1]}, not IN_PROGRESS", status=reply[1])
+        if code == "FORBIDDEN":
+            raise Forbidden(f"task {task_id} is leased by another worker")
+        if code == "LEASE":
+            raise Conflict(f"leaseId {lease_id} is not the current lease of task {task_id}; "
+                           "the lease expired and the task was delivered again")
+        raise RuntimeError(f"unexpected script reply {reply!r}")
+
+    # -- producers -----------------------------------------------------------------
+    def _create_call(self, task: Task, now: float) -> tuple[str, list[str], list[str]]:
+        if self.cluster and slot_of(task.id) != command_slot(task.command):
+            raise InvalidInput(f"task id {task.id} does not carry the cluster slot of command "
+                               f"{task.command}; ids must come from new_task_id")
+        q, t = QueueKeys(task.command), self._task_keys(task.id)
+        delayed = task.visible_at is not None and task.visible_at > now
+        args = [num(now), task.id, task.command, str(task.priority),
+                num(task.visible_at) if delayed and task.visible_at is not None else "",
+                _optional(task.idempotency_key), READY_CHANNEL, dumps(task_fields(task)),
+                *(history_entry(h) for h in task.history)]
+        return "create", [t.task, t.history, q.ready, q.delayed, q.all, q.idem, q.seq], args
+
+    async def _created(self, task: Task, reply: list[Any]) -> tuple[Task, bool]:
+        code = reply[0]
+        if code == "EXISTS":
+            existing = (await self._read_tasks([reply[1]]))[0]
+            if existing is None:
+                raise Conflict(f"idempotencyKey {task.idempotency_key!r} is being reused while "
+                               "its task is deleted; retry", taskId=reply[1])
+            return existing, False
+        if code == "DUPLICATE":
+            raise Conflict(f"a task with id {task.id} exists already")
+        self._remember(task.id, task.command)
+        if code == "READY":
+            self.ready.notify(task.command)
+        else:
+            await self._lower(DELAYED_INDEX, task.command, reply[1])
+        return task.copy(), True
+
+    @translate_errors
+    async def create(self, task: Task, *, now: float) -> tuple[Task, bool]:
+        call = self._create_call(task, now)
+        await self._register([task.command])
+        return await self._created(task, await self._run(*call))
+
+    @translate_errors
+    async def create_many(self, tasks: Sequence[Task], *, now: float) -> list[tuple[Task, bool]]:
+        calls = [self._create_call(task, now) for task in tasks]
+        await self._register(task.command for task in tasks)
+        out: list[tuple[Task, bool]] = []
+        for start in range(0, len(calls), SCRIPT_BATCH):
+            replies = await self._run_many(calls[start:start + SCRIPT_BATCH])
+            for task, reply in zip(tasks[start:start + SCRIPT_BATCH], replies, strict=True):
+                out.append(await self._created(task, reply))
+        return out
+
+    @translate_errors
+    async def get(self, task_id: str) -> Task | None:
+        task = (await self._read_tasks([task_id]))[0]
+        if task is not None:
+            self._remember(task.id, task.command)
+        return task
+
+    @translate_errors
+    async def get_result(self, task_id: str) -> ResultRecord | None:
+        text = cast(str | None, await self.client.get(self._task_keys(task_id).result))
+        return None if text is None else decode_result(text)
+
+    @translate_errors
+    async def cancel(self, task_id: str, *, now: float) -> Task:
+        q, t = QueueKeys(await self._command(task_id)), self._task_keys(task_id)
+        reply = await self._run("cancel", [t.task, t.history, q.ready, q.delayed, q.done],
+                                [num(now), task_id])
+        if reply[0] == "STATE":
+            raise Conflict(f"task {task_id} is already {reply[1]}", status=reply[1])
+        if reply[0] != "OK":
+            self._refuse(reply, task_id, None)
+        return decode_dumped(reply[1])
+
+    # -- listing ---------------------------------------------------------------------
+    @staticmethod
+    def _parse_cursor(cursor: str | None) -> tuple[int, str] | None:
+        """Listing cursors are ``<seq>.<command>`` of the last task returned."""
+        if cursor is None:
+            return None
+        seq, _, command = cursor.partition(".")
+        if not seq.isdigit() or not COMMAND_PATTERN.match(command):
+            raise InvalidInput(f"cursor {cursor[:64]!r} was not produced by this store")
+        return int(seq), command
+
+    async def _list_command(self, command: str, status: Status | None, after: tuple[int, str] | None,
+                            want: int) -> list[tuple[int, str, Task]]:
+        """Up to ``want`` tasks of ``command`` after the cursor, in creation order."""
+        q = QueueKeys(command)
+        if after is None:
+            low = "-inf"
+        else:
+            low = str(after[0]) if command > after[1] else f"({after[0]}"
+        found: list[tuple[int, str, Task]] = []
+        batch = max(want, 100)
+        while len(found) < want:
+            entries = await self._by_score(q.all, low, "+inf", batch)
+            if not entries:
+                break
+            tasks = await self._read_tasks([task_id for task_id, _ in entries])
+            for (_, score), task in zip(entries, tasks, strict=True):
+                if task is not None and (status is None or task.status is status):
+                    found.append((int(score), command, task))
+            low = f"({int(entries[-1][1])}"
+            if len(entries) < batch:
+                break
+        return found[:want]
+
+    @translate_errors
+    async def list_tasks(self, *, command: str | None, status: Status | None, limit: int,
+                         cursor: str | None) -> Page:
+        after = self._parse_cursor(cursor)
+        names = [command] if command is not None else await self._all_commands()
+        rows: list[tuple[int, str, Task]] = []
+        for name in names:
+            rows.extend(await self._list_command(name, status, after, limit + 1))
+        rows.sort(key=lambda row: (row[0], row[1]))
+        page, more = rows[:limit], len(rows) > limit
+        next_cursor = f"{page[-1][0]}.{page[-1][1]}" if more and page else None
+        return Page([task for _, _, task in page], next_cursor)
+
+    # -- workers ---------------------------------------------------------------------
+    async def _claim_names(self, commands: Sequence[str] | None) -> list[str]:
+        if commands is not None:
+            return list(dict.fromkeys(commands))
+        if not self._known:
+            await self._all_commands()
+        return sorted(self._known)
+
+    async def _peek(self, names: list[str], depth: int, now: float, *, fresh: bool
+                    ) -> list[_Head]:
+        """Heads of the ready sets, due delayed work and pause flags; one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            q = QueueKeys(name)
+            pipe.zrange(q.ready, 0, depth - 1, withscores=True)
+            pipe.zrangebyscore(q.delayed, "-inf", num(now), start=0, num=1)
+            pipe.exists(q.paused)
+        if fresh:
+            pipe.smembers(COMMANDS)
+        replies = await pipe.execute()
+        if fresh:
+            self._known.update(replies.pop())
+        return [_Head(name, replies[3 * i], bool(replies[3 * i + 1]), bool(replies[3 * i + 2]))
+                for i, name in enumerate(names)]
+
+    def _claim_call(self, command: str, candidates: list[str], take: int, worker_id: str,
+                    lease_until: str, now: float) -> tuple[str, list[str], list[str]]:
+        q = QueueKeys(command)
+        keys, args = [q.ready, q.leases, q.paused], [num(now), worker_id, lease_until, str(take)]
+        for task_id in candidates:
+            t = self._task_keys(task_id)
+            keys += [t.task, t.history]
+            args += [task_id, new_id()]
+        return "claim", keys, args
+
+    @translate_errors
+    async def claim(self, commands: Sequence[str] | None, *, worker_id: str,
+                    lease_seconds: float, count: int, now: float) -> list[Task]:
+        """Peek every command's head, pick the best across them, claim on their shards.
+
+        A candidate taken by a concurrent claim is skipped by the script; when a
+        round got fewer tasks than it aimed for, the next round peeks again.
+        """
+        names = await self._claim_names(commands)
+        lease_until = num(now + lease_seconds)
+        claimed: list[Task] = []
+        for round_ in range(CLAIM_ROUNDS):
+            want = count - len(claimed)
+            if want <= 0 or not names:
+                break
+            heads = await self._peek(names, want + CLAIM_SLACK, now,
+                                     fresh=commands is None and round_ == 0)
+            if commands is None and len(self._known) > len(names):
+                names = sorted(self._known)
+                continue
+            heads = [h for h in heads if not h.paused]
+            due = [h.command for h in heads if h.due]
+            if due:
+                for command in due:
+                    due_ids = await self._by_score(QueueKeys(command).delayed, "-inf", num(now),
+                                                   PROMOTE_ON_CLAIM)
+                    await self._promote(command, now, [task_id for task_id, _ in due_ids])
+                continue
+            got, raced = await self._claim_round(heads, want, worker_id, lease_until, now)
+            claimed += got
+            if not raced:
+                break
+        return claimed
+
+    async def _claim_round(self, heads: list[_Head], want: int, worker_id: str,
+                           lease_until: str, now: float) -> tuple[list[Task], bool]:
+        best = sorted((score, h.command, task_id) for h in heads for task_id, score in h.ready)
+        take: dict[str, int] = {}
+        for _, command, _ in best[:want]:
+            take[command] = take.get(command, 0) + 1
+        chosen = [h for h in heads if h.command in take]
+        calls = [self._claim_call(h.command, [task_id for task_id, _ in h.ready],
+                                  take[h.command], worker_id, lease_until, now)
+                 for h in chosen]
+        replies = await self._run_many(calls)
+        got: list[Task] = []
+        raced = False
+        for h, reply in zip(chosen, replies, strict=True):
+            tasks = [decode_dumped(item) for item in reply[1:]]
+            raced |= len(tasks) < take[h.command]
+            for task in tasks:
+                self._remember(task.id, h.command)
+            got += tasks
+            await self._lower(LEASES_INDEX, h.command, reply[0])
+        rank = {task_id: score for h in chosen for task_id, score in h.ready}
+        got.sort(key=lambda task: rank[task.id])
+        return got, raced
+
+    @translate_errors
+    async def heartbeat(self, task_id: str, *, worker_id: str | None, lease_id: str | None,
+                        lease_seconds: float, now: float) -> Task:
+        command = await self._command(task_id)
+        q, t = QueueKeys(command), self._task_keys(task_id)
+        reply = await self._run("heartbeat", [t.task, t.history, q.leases],
+                                [num(now), task_id, _optional(worker_id), _optional(lease_id),
+                                 num(now + lease_seconds)])
+        if reply[0] != "OK":
+            self._refuse(reply, task_id, lease_id)
+        await self._lower(LEASES_INDEX, command, reply[1])
+        return decode_dumped(reply[2])
+
+    async def _requeue(self, task_id: str, *, mode: str, worker_id: str | None,
+                       lease_id: str | None, delay_seconds: float, reason: str | None,
+                       now: float) -> tuple[Task, Outcome] | None:
+        command = await self._command(task_id)
+        q, t = QueueKeys(command), self._task_keys(task_id)
+        visible = num(now + delay_seconds) if delay_seconds > 0 else ""
+        reply = await self._run(
+            "requeue", [t.task, t.history, q.leases, q.ready, q.delayed, q.dlq, q.done, q.seq],
+            [num(now), task_id, mode, _optional(worker_id), _optional(lease_id), visible,
+             _optional(reason), READY_CHANNEL, command])
+        if reply[0] == "MOVED" or (mode == "expire" and reply[0] == "NOTFOUND"):
+            return None
+        if reply[0] not in ("REQUEUED", "DLQ", "CANCELLED"):
+            self._refuse(reply, task_id, lease_id)
+        outcome = Outcome.REQUEUED if reply[0] == "REQUEUED" else Outcome(reply[0].lower())
+        if outcome is Outcome.REQUEUED:
+            if visible:
+                await self._lower(DELAYED_INDEX, command, reply[1])
+            else:
+                self.ready.notify(command)
+        return decode_dumped(reply[2]), outcome
+
+    @translate_errors
+    async def abandon(self, task_id: str, *, worker_id: str | None, lease_id: str | None,
+                      now: float) -> tuple[Task, Outcome]:
+        done = await self._requeue(task_id, mode="abandon", worker_id=worker_id,
+                                   lease_id=lease_id, delay_seconds=0, reason=None, now=now)
+        assert done is not None
+        return done
+
+    @translate_errors
+    async def nack(self, task_id: str, *, worker_id: str | None, lease_id: str | None,
+                   delay_seconds: float, reason: str | None, now: float) -> tuple[Task, Outcome]:
+        done = await self._requeue(task_id, mode="nack", worker_id=worker_id, lease_id=lease_id,
+                                   delay_seconds=delay_seconds, reason=reason, now=now)
+        assert done is not None
+        return done
+
+    @translate_errors
+    async def complete(self, task_id: str, *, result: ResultRecord, lease_id: str | None,
+                       now: float) -> tuple[ResultRecord, bool]:
+        command = await self._command(task_id)
+        q, t = QueueKeys(command), self._task_keys(task_id)
+        record = replace(result, completed_at=now, artifacts=list(result.artifacts))
+        reply = await self._run(
+            "complete", [t.task, t.history, t.result, q.leases, q.done],
+            [num(now), task_id, _optional(result.worker_id), _optional(lease_id),
+             result.status.value, _optional(result.error), result_json(record)])
+        if reply[0] == "OK":
+            return record, True
+        if reply[0] == "STORED":
+            stored = decode_result(reply[1])
+            if lifecycle.same_submission(stored, result):
+                return stored, False
+            raise Conflict(f"task {task_id} already has a result", status=reply[2])
+        self._refuse(reply, task_id, lease_id)
+        raise AssertionError("unreachable")
+
+    # -- background work ---------------------------------------------------------------
+    async def _promote(self, command: str, now: float, due: Sequence[str]) -> int:
+        """Promote the given due tasks of one command; re-index its delayed head."""
+        q = QueueKeys(command)
+        keys, args = [q.delayed, q.ready, q.seq], [num(now), READY_CHANNEL, command]
+        for task_id in due:
+            t = self._task_keys(task_id)
+            keys += [t.task, t.history]
+            args.append(task_id)
+        moved, head = await self._run("promote", keys, args)
+        await self._lower(DELAYED_INDEX, command, head)
+        if moved:
+            self.ready.notify(command)
+        return int(moved)
+
+    async def _rescan(self) -> None:
+        """Rebuild both due indexes from every command's queue heads (bounded by #commands)."""
+        self._rescanned = time.monotonic()
+        names = await self._all_commands()
+        if not names:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            q = QueueKeys(name)
+            pipe.zrange(q.delayed, 0, 0, withscores=True)
+            pipe.zrange(q.leases, 0, 0, withscores=True)
+        replies = await pipe.execute()
+        calls = []
+        for i, name in enumerate(names):
+            for index, head in ((DELAYED_INDEX, replies[2 * i]), (LEASES_INDEX, replies[2 * i + 1])):
+                if head:
+                    calls.append(("index_lower", [index], [name, repr(head[0][1])]))
+        if calls:
+            await self._run_many(calls)
+
+    async def _due(self, index: str, now: float, limit: int) -> list[str]:
+        """Commands whose index entry is due, each removed from the index first.
+
+        The caller then reads the command's queue and re-adds its head: a writer
+        whose update came before the removal is seen by that read, one whose
+        update came after it has re-added itself.
+        """
+        if time.monotonic() - self._rescanned > RESCAN_SECONDS:
+            await self._rescan()
+        names = [name for name, _ in await self._by_score(index, "-inf", num(now), limit)]
+        if names:
+            await self.client.zrem(index, *names)
+        return names
+
+    @translate_errors
+    async def promote_due(self, *, now: float, limit: int) -> list[str]:
+        """Oldest due first across commands: merge the due heads, then promote per command."""
+        names = await self._due(DELAYED_INDEX, now, limit)
+        if not names:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.zrangebyscore(QueueKeys(name).delayed, "-inf", num(now), start=0, num=limit,
+                               withscores=True)
+        replies = await pipe.execute()
+        due = sorted((score, name, task_id) for name, entries in zip(names, replies, strict=True)
+                     for task_id, score in entries)[:limit]
+        picked: dict[str, list[str]] = {name: [] for name in names}
+        for _, name, task_id in due:
+            picked[name].append(task_id)
+        moved: list[str] = []
+        for name, task_ids in picked.items():
+            # Every de-indexed command runs the script, if only to re-index its head.
+            moved += [name] * await self._promote(name, now, task_ids)
+        return moved
+
+    @translate_errors
+    async def expired_leases(self, *, now: float, limit: int) -> list[Task]:
+        names = await self._due(LEASES_INDEX, now, limit)
+        if not names:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.zrange(QueueKeys(name).leases, 0, limit, withscores=True)
+        replies = await pipe.execute()
+        expired: list[str] = []
+        calls = []
+        for name, entries in zip(names, replies, strict=True):
+            if entries:
+                calls.append(("index_lower", [LEASES_INDEX], [name, repr(entries[0][1])]))
+            expired += [task_id for task_id, score in entries if score <= now]
+        if calls:
+            await self._run_many(calls)
+        tasks = [t for t in await self._read_tasks(expired)
+                 if t is not None and t.status is Status.IN_PROGRESS
+                 and t.lease_until is not None and t.lease_until <= now]
+        tasks.sort(key=lambda t: (t.lease_until, t.id))
+        for task in tasks:
+            self._remember(task.id, task.command)
+        return tasks[:limit]
+
+    @translate_errors
+    async def expire_lease(self, task_id: str, *, lease_id: str, delay_seconds: float,
+                           now: float) -> Outcome | None:
+        try:
+            done = await self._requeue(task_id, mode="expire", worker_id=None, lease_id=lease_id,
+                                       delay_seconds=delay_seconds,
+                                       reason=lifecycle.LEASE_EXPIRED, now=now)
+        except NotFound:
+            return None
+        return None if done is None else done[1]
+
+    @translate_errors
+    async def cleanup(self, *, finished_before: float, limit: int, command: str | None) -> int:
+        names = [command] if command is not None else await self._all_commands()
+        deleted = 0
+        for name in names:
+            if deleted >= limit:
+                break
+            q = QueueKeys(name)
+            victims = [task_id for task_id, _ in await self._by_score(
+                q.done, "-inf", f"({num(finished_before)}", limit - deleted)]
+            for start in range(0, len(victims), SCRIPT_BATCH):
+                keys, args = [q.done, q.all, q.idem, q.dlq], [num(finished_before)]
+                for task_id in victims[start:start + SCRIPT_BATCH]:
+                    t = self._task_keys(task_id)
+                    keys += [t.task, t.history, t.result]
+                    args.append(task_id)
+                deleted += int(await self._run("cleanup", keys, args))
+        return deleted
+
+    # -- operators -----------------------------------------------------------------------
+    @translate_errors
+    async def commands(self) -> list[str]:
+        return await self._all_commands()
+
+    def _stats_calls(self, pipe: Any, command: str, now: float) -> None:
+        q = QueueKeys(command)
+        pipe.zcard(q.ready)
+        pipe.zcount(q.delayed, "-inf", num(now))
+        pipe.zcard(q.delayed)
+        pipe.zcard(q.leases)
+        pipe.zcard(q.dlq)
+        pipe.exists(q.paused)
+
+    @staticmethod
+    def _stats(command: str, r: Sequence[int]) -> QueueStats:
+        return QueueStats(command=command, ready=r[0] + r[1], delayed=r[2] - r[1],
+                          in_progress=r[3], dlq=r[4], paused=bool(r[5]))
+
+    @translate_errors
+    async def queue_stats(self, command: str, *, now: float) -> QueueStats:
+        pipe = self.client.pipeline(transaction=False)
+        self._stats_calls(pipe, command, now)
+        return self._stats(command, await pipe.execute())
+
+    @translate_errors
+    async def all_queue_stats(self, *, now: float) -> list[QueueStats]:
+        names = await self._all_commands()
+        if not names:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            self._stats_calls(pipe, name, now)
+        r = await pipe.execute()
+        return [self._stats(name, r[6 * i:6 * i + 6]) for i, name in enumerate(names)]
+
+    @translate_errors
+    async def dlq(self, command: str, *, limit: int, cursor: str | None) -> Page:
+        low = "-inf"
+        if cursor is not None:
+            if not cursor.isdigit():
+                raise InvalidInput(f"cursor {cursor[:64]!r} was not produced by this store")
+            low = f"({cursor}"
+        entries = await self._by_score(QueueKeys(command).dlq, low, "+inf", limit + 1)
+        page = entries[:limit]
+        tasks = [t for t in await self._read_tasks([task_id for task_id, _ in page])
+                 if t is not None]
+        more = len(entries) > limit
+        return Page(tasks, str(int(page[-1][1])) if more and page else None)
+
+    @translate_errors
+    async def redrive(self, command: str, *, ids: Sequence[str] | None, limit: int,
+                      now: float) -> int:
+        q = QueueKeys(command)
+        if ids is None:
+            chosen = [task_id for task_id, _ in await self._by_score(q.dlq, "-inf", "+inf", limit)]
+        else:
+            chosen = list(dict.fromkeys(ids))
+            if self.cluster:  # an id of another slot cannot be in this DLQ
+                slot = command_slot(command)
+                chosen = [i for i in chosen if slot_of(i) == slot]
+        moved = 0
+        for start in range(0, len(chosen), SCRIPT_BATCH):
+            keys, args = [q.dlq, q.ready, q.done, q.seq], [num(now), READY_CHANNEL, command]
+            for task_id in chosen[start:start + SCRIPT_BATCH]:
+                t = self._task_keys(task_id)
+                keys += [t.task, t.history]
+                args.append(task_id)
+            moved += int(await self._run("redrive", keys, args))
+        if moved:
+            self.ready.notify(command)
+        return moved
+
+    @translate_errors
+    async def set_paused(self, command: str, paused: bool) -> None:
+        await self._register([command])
+        q = QueueKeys(command)
+        if paused:
+            await self.client.set(q.paused, "1")
+        else:
+            await self.client.delete(q.paused)
+            await self.client.publish(READY_CHANNEL, command)
+            self.ready.notify(command)

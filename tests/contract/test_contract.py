@@ -1,0 +1,3 @@
+"""Collects the storage contract suite, shipped in ``codeq.testing.contract``."""
+
+from codeq.testing.contract import *

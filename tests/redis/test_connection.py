@@ -1,0 +1,51 @@
+"""Storage URLs: schemes, cluster node lists, options, and the plugin's registration."""
+
+from __future__ import annotations
+
+import pytest
+from codeq_redis import RedisStorage
+from codeq_redis.connection import Target
+
+from codeq.core.config import load_settings
+from codeq.core.errors import ConfigError
+from codeq.plugins import open_storage
+
+
+def test_a_cluster_url_names_every_node_and_the_credentials() -> None:
+    target = Target.parse("redis+cluster://app:s%3Acret@10.0.0.1:7000,10.0.0.2:7001"
+                          "?socket_timeout=0.5")
+    assert target.cluster
+    assert target.nodes == (("10.0.0.1", 7000), ("10.0.0.2", 7001))
+    assert (target.username, target.password) == ("app", "s:cret")
+    assert target.common()["socket_timeout"] == 0.5
+
+
+@pytest.mark.parametrize("url", ["redis+cluster://host-without-port",
+                                 "redis+cluster://h:1?unknown=1",
+                                 "redis+cluster://h:1?socket_timeout=soon",
+                                 "memcached://h:1"])
+def test_bad_urls_fail_at_startup_naming_the_storage_key(url: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Target.parse(url)
+    assert raised.value.key == "storage"
+
+
+def test_redis_py_retries_and_client_setinfo_are_off() -> None:
+    common = Target.parse("redis://127.0.0.1:6379/0").common()
+    assert common["retry"].get_retries() == 0
+    assert common["driver_info"] is None
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "rediss://127.0.0.1:1/0",
+                                 "redis+cluster://127.0.0.1:1,127.0.0.1:2"])
+def test_every_scheme_is_registered_through_the_plugin_hook(url: str) -> None:
+    store = open_storage(url, load_settings(environ={}))
+    assert isinstance(store, RedisStorage)
+    assert store.cluster == url.startswith("redis+cluster")
+
+
+def test_the_legacy_redis_addr_setting_opens_this_backend() -> None:
+    settings = load_settings(environ={"REDIS_ADDR": "127.0.0.1:6390", "REDIS_PASSWORD": "pw"})
+    assert settings.storage_url == "redis://:pw@127.0.0.1:6390"
+    store = open_storage(settings.storage_url, settings)
+    assert isinstance(store, RedisStorage) and not store.cluster

@@ -1,0 +1,170 @@
+"""The worker runtime in-process against a real server: concurrency, batches, cancel, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from codeq import AsyncClient, Client, Job, Worker
+from codeq.testing.server import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with ServerProcess.start(tmp_path_factory.mktemp("worker"), storage="memory://") as running:
+        yield running
+
+
+@pytest.fixture
+def producer(server: ServerProcess) -> Iterator[Client]:
+    with Client(server.base_url, server.token("producer")) as client:
+        yield client
+
+
+def worker_client(server: ServerProcess, sub: str) -> AsyncClient:
+    return AsyncClient(server.base_url, worker_token=server.token("worker", sub=sub))
+
+
+async def wait_for(check: Any, timeout: float = 15) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+    return value
+
+
+async def test_bounded_concurrency_and_batch_claims(server: ServerProcess, producer: Client
+                                                    ) -> None:
+    ids = [producer.create_task("W_CONC", {"i": i})["id"] for i in range(6)]
+    running, peak = 0, 0
+    release = asyncio.Event()
+
+    async with worker_client(server, "conc") as client:
+        worker = Worker(client, ["W_CONC"], concurrency=3, batch=True, wait_seconds=1)
+
+        @worker.handler("W_CONC")
+        async def handle(job: Job) -> dict[str, int]:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            await release.wait()
+            running -= 1
+            return {"i": job.payload["i"]}
+
+        runner = asyncio.create_task(worker.run_async(handle_signals=False))
+        await wait_for(lambda: peak == 3)
+        await asyncio.sleep(0.3)
+        assert peak == 3 and worker.stats.in_flight == 3
+        release.set()
+        await wait_for(lambda: worker.stats.completed == 6)
+        worker.stop()
+        await asyncio.wait_for(runner, 10)
+    assert peak == 3
+    assert [producer.get_result(i)["result"]["result"] for i in ids] == [
+        {"i": i} for i in range(6)]
+
+
+async def test_cancel_requested_stops_the_handler_and_the_task_ends_cancelled(
+        server: ServerProcess, producer: Client) -> None:
+    task = producer.create_task("W_CANCEL", None)
+    started, stopped = asyncio.Event(), asyncio.Event()
+    async with worker_client(server, "cancel") as client:
+        worker = Worker(client, ["W_CANCEL"], lease_seconds=1.5, wait_seconds=1)
+
+        @worker.handler()
+        async def handle(job: Job) -> None:
+            started.set()
+            try:
+                await asyncio.sleep(60)
+            finally:
+                stopped.set()
+
+        runner = asyncio.create_task(worker.run_async(handle_signals=False))
+        await asyncio.wait_for(started.wait(), 10)
+        assert producer.cancel_task(task["id"])["cancelRequested"] is True
+        await asyncio.wait_for(stopped.wait(), 5)  # the next heartbeat (every 0.5 s) says so
+        await wait_for(lambda: producer.get_task(task["id"])["status"] == "CANCELLED")
+        worker.stop()
+        await asyncio.wait_for(runner, 10)
+    assert worker.stats.abandoned == 1 and worker.stats.completed == 0
+
+
+def test_sync_worker_from_a_sync_client_stops_from_another_thread(
+        server: ServerProcess, producer: Client) -> None:
+    task = producer.create_task("W_SYNC", {"n": 3})
+    seen: list[str] = []
+    with Client(server.base_url, worker_token=server.token("worker", sub="sync")) as client:
+        worker = Worker(client, wait_seconds=1, listener=lambda e, j, d: seen.append(e))
+
+        @worker.handler("W_SYNC")
+        def triple(job: Job) -> int:
+            assert threading.current_thread() is not threading.main_thread()
+            return int(job.payload["n"]) * 3
+
+        def stop_when_done() -> None:
+            deadline = time.monotonic() + 15
+            while worker.stats.completed < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            worker.stop()
+
+        stopper = threading.Thread(target=stop_when_done)
+        stopper.start()
+        worker.run()
+        stopper.join()
+    assert producer.get_result(task["id"])["result"]["result"] == 9
+    assert seen[:2] == ["claimed", "completed"]
+
+
+async def test_a_non_json_result_is_nacked(server: ServerProcess, producer: Client) -> None:
+    odd = producer.create_task("W_ODD", None, max_attempts=1)
+    async with worker_client(server, "odd") as client:
+        worker = Worker(client, ["W_ODD"], wait_seconds=1)
+
+        @worker.handler("W_ODD")
+        async def handle(job: Job) -> object:
+            return object()
+
+        runner = asyncio.create_task(worker.run_async(handle_signals=False))
+        await wait_for(lambda: worker.stats.retried == 1)
+        worker.stop()
+        await asyncio.wait_for(runner, 10)
+    failed = producer.get_task(odd["id"], history=True)
+    assert failed["status"] == "FAILED"
+    assert any("not JSON" in (h["reason"] or "") for h in failed["history"])
+
+
+def test_a_worker_needs_a_handler_for_each_event(server: ServerProcess) -> None:
+    with Client(server.base_url) as client:
+        worker = Worker(client, ["A", "B"])
+        with pytest.raises(ValueError, match="register a handler"):
+            worker.run()
+        worker.handler("A")(lambda job: None)
+        with pytest.raises(ValueError, match="no handler for B"):
+            worker.run()
+
+
+async def test_heartbeats_keep_a_long_handler_leased(server: ServerProcess, producer: Client
+                                                     ) -> None:
+    task = producer.create_task("W_LONG", None)
+    async with worker_client(server, "long") as client:
+        worker = Worker(client, ["W_LONG"], lease_seconds=1, wait_seconds=1)
+
+        @worker.handler("W_LONG")
+        async def handle(job: Job) -> str:
+            first = job.lease_until
+            await asyncio.sleep(2.5)  # 2.5 leases: only heartbeats keep the task ours
+            assert job.lease_until > first
+            return "done"
+
+        runner = asyncio.create_task(worker.run_async(handle_signals=False))
+        await wait_for(lambda: worker.stats.completed == 1)
+        worker.stop()
+        await asyncio.wait_for(runner, 10)
+    done = producer.get_task(task["id"], history=True)
+    assert (done["status"], done["attempts"]) == ("COMPLETED", 1)
+    assert [h["event"] for h in done["history"]].count("claimed") == 1
