@@ -8,9 +8,6 @@ from typing import Annotated
 
 import typer
 
-from codeq import devkeys
-from codeq.core.config import default_data_dir
-
 
 class DevRole(StrEnum):
     producer = "producer"
@@ -38,6 +35,10 @@ def dev_token(
 
     Example: export CODEQ_WORKER_TOKEN=$(codeq auth dev-token --role worker --events RESIZE,THUMB)
     """
+    # Imported here: jwt, cryptography and pydantic would slow every other codeq command.
+    from codeq import devkeys
+    from codeq.core.config import default_data_dir
+
     event_types = tuple(e.strip() for e in events.split(",") if e.strip())
     if role is DevRole.worker and not event_types:
         raise typer.BadParameter("give at least one event type (or '*')", param_hint="--events")

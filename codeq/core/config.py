@@ -206,7 +206,9 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
         for name in env_names(key):
             if name in environ and environ[name] != "":
                 raw = environ[name]
-                if key == "queues":
+                # Structured values: queues always; producerTokens when written as a
+                # YAML/JSON list (to carry {token, sub, admin} entries).
+                if key == "queues" or (key == "producerTokens" and raw.lstrip().startswith("[")):
                     try:
                         raw = yaml.safe_load(raw)
                     except yaml.YAMLError as exc:

@@ -51,7 +51,8 @@ async def codeq_error(request: Request, exc: Exception) -> Response:
         log.warning("store unavailable: %s", exc.message)
     elif exc.status >= 500:
         log.error("%s: %s", type(exc).__name__, exc.message)
-    return JSON(exc.to_body(), status_code=exc.status)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return JSON(exc.to_body(), status_code=exc.status, headers=headers)
 
 
 async def validation_error(request: Request, exc: Exception) -> Response:

@@ -103,17 +103,22 @@ class ServerProcess:
     @classmethod
     def launch(cls, data_dir: Path, *, storage: str | None = None,
                config: Mapping[str, Any] | None = None, args: tuple[str, ...] = (),
-               env: Mapping[str, str] | None = None,
+               env: Mapping[str, str] | None = None, port: int | None = None,
                timeout: float = START_TIMEOUT) -> ServerProcess:
-        """Start a server and wait for ``/healthz``; the caller must ``stop()`` it."""
+        """Start a server and wait for ``/healthz``; the caller must ``stop()`` it.
+
+        ``port`` pins the port (to restart a server where its clients expect it);
+        by default a free one is picked.
+        """
         data_dir.mkdir(parents=True, exist_ok=True)
         storage = storage or f"sqlite:///{data_dir / 'codeq.db'}"
         config_file = data_dir / "codeq-test.yaml"
         config_file.write_text(yaml.safe_dump(dict(config or {})))
         log_path = data_dir / "server.log"
         last_error = ""
-        for _ in range(3):  # a free port can be taken before the server binds it
-            port = free_port()
+        chosen = port
+        for _ in range(1 if chosen else 3):  # a free port can be taken before the bind
+            port = chosen or free_port()
             offset = log_path.stat().st_size if log_path.exists() else 0
             with log_path.open("ab") as log:
                 process = subprocess.Popen(

@@ -9,7 +9,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-import codeq.testing.server as testing_server
 from codeq.testing.server import ServerProcess
 from tests.cli.conftest import Api, Cli, stop, until
 
@@ -21,8 +20,8 @@ def durable_server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield running
 
 
-def test_result_lands_after_the_server_comes_back(tmp_path: Path, durable_server: ServerProcess,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_result_lands_after_the_server_comes_back(tmp_path: Path,
+                                                  durable_server: ServerProcess) -> None:
     server = durable_server
     cli = Cli(home=tmp_path, server=server, cwd=tmp_path)
     r = httpx.post(f"{server.api_url}/tasks", headers=server.headers("producer"),
@@ -34,8 +33,8 @@ def test_result_lands_after_the_server_comes_back(tmp_path: Path, durable_server
         until(lambda: Api(server).task(task_id)["status"] == "IN_PROGRESS")
         server.stop()
         time.sleep(4)  # the handler finishes after 2 s; its result meets a refused connection
-        monkeypatch.setattr(testing_server, "free_port", lambda: server.port)
-        restarted = ServerProcess.launch(server.data_dir, storage=server.storage)
+        restarted = ServerProcess.launch(server.data_dir, storage=server.storage,
+                                         port=server.port)
         try:
             assert restarted.port == server.port
             task = until(lambda: (t := Api(restarted).task(task_id))["status"] == "COMPLETED"

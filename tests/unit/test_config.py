@@ -120,3 +120,10 @@ def test_every_key_is_documented() -> None:
     text = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
     missing = [key for key in KEYS if f"| `{key}` |" not in text]
     assert not missing, f"docs/configuration.md lacks {missing}"
+
+
+def test_producer_tokens_from_the_environment_as_a_list_of_entries() -> None:
+    s = load_settings(environ={"PRODUCER_TOKENS": '[plain, {token: t2, sub: ops, admin: true}]'})
+    plain, entry = s.producer_tokens
+    assert plain == "plain"
+    assert not isinstance(entry, str) and (entry.token, entry.sub, entry.admin) == ("t2", "ops", True)
