@@ -48,6 +48,15 @@ def test_install_sh_installs_and_uninstalls(tmp_path: Path, server: ServerProces
     assert created.returncode == 0, created.stderr
     assert json.loads(created.stdout)["command"] == "INSTALLED"
 
+    again = install("--system-site-packages")  # idempotent: a second run upgrades in place
+    assert again.returncode == 0, again.stderr + again.stdout
+    assert link.is_symlink() and Path(os.readlink(link)) == venv / "bin" / "codeq"
+    assert subprocess.run([str(link), "--version"], capture_output=True, text=True, env=env,
+                          timeout=60, check=False).stdout.strip() == "codeq 0.1.0"
+
+    both = install("--from", str(ROOT), "--version", "0.1.0")
+    assert both.returncode != 0 and "not both" in both.stderr
+
     bad = install("--from", str(tmp_path))
     assert bad.returncode == 1 and "not a codeq checkout" in bad.stderr
 
