@@ -19,6 +19,10 @@ class BackoffPolicies:
         self._policies = dict(policies)
         self._rng = rng or random.Random()
 
+    def with_rng(self, rng: random.Random) -> BackoffPolicies:
+        """The same policies drawing jitter from ``rng`` (a seeded one makes delays repeatable)."""
+        return BackoffPolicies(self._policies, rng)
+
     @property
     def names(self) -> list[str]:
         return sorted(self._policies)

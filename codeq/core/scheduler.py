@@ -155,13 +155,12 @@ class Scheduler:
         self._producer(principal)
         now = self.clock()
         out: list[Task | CodeqError] = []
-        built: list[tuple[int, Task]] = []
         for item in items:
             try:
-                built.append((len(out), self.build_task(_parse(models.CreateTask, item), now)))
-                out.append(InvalidInput("not created"))  # replaced below
+                out.append(self.build_task(_parse(models.CreateTask, item), now))
             except CodeqError as exc:
                 out.append(exc)
+        built = [(index, t) for index, t in enumerate(out) if isinstance(t, Task)]
         if built:
             stored = await self.store.create_many([t for _, t in built], now=now)
             for (index, task), (saved, created) in zip(built, stored, strict=True):
@@ -232,7 +231,8 @@ class Scheduler:
                                                count=count, now=self.clock())
                 if tasks:
                     return tasks
-                if await self.reap_once() or await self.promote_once():
+                # Due delayed tasks are claimable already; expired leases need a pass.
+                if await self.reap_once():
                     continue
                 remaining = deadline - loop.time()
                 if remaining <= 0:

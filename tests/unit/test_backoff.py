@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codeq.core.backoff import BackoffPolicies
 from codeq.core.domain import BackoffSpec
 from codeq.core.errors import InvalidInput
 from codeq.plugins import backoff_policies
@@ -19,7 +18,7 @@ POLICIES = backoff_policies()
 
 
 def delay(policy: str, n: int, base: float, top: float, seed: int = 0) -> float:
-    return BackoffPolicies(dict(POLICIES._policies), random.Random(seed)).delay(
+    return POLICIES.with_rng(random.Random(seed)).delay(
         BackoffSpec(policy, base, top), n)
 
 
