@@ -5,12 +5,13 @@
 #   sh install.sh --version 0.1.0      that version from the package index
 #   sh install.sh --from ~/src/codeq   from a local checkout
 #   sh install.sh --uninstall          remove what this script installed
-#   sh install.sh --system-site-packages   let the venv reuse the system Python's packages
+#   sh install.sh --system-site-packages   let the environment reuse the system Python's packages
 #
 # Uses pipx when it is installed (--method venv to opt out); otherwise a virtual
 # environment in ~/.local/share/codeq/venv (CODEQ_INSTALL_DIR) with a link in
-# ~/.local/bin (CODEQ_BIN_DIR). Running it again upgrades in place.
-# Python: CODEQ_PYTHON, else python3 (3.11 or newer).
+# ~/.local/bin (CODEQ_BIN_DIR). Running it again upgrades in place;
+# pip's settings (PIP_INDEX_URL, PIP_FIND_LINKS, ...) apply, under pipx too.
+# Python (3.11 or newer): CODEQ_PYTHON, else python3, or under pipx pipx's default.
 set -eu
 
 INSTALL_DIR="${CODEQ_INSTALL_DIR:-$HOME/.local/share/codeq}"
@@ -27,7 +28,7 @@ say() { printf 'codeq-install: %s\n' "$*"; }
 die() { printf 'codeq-install: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -101,10 +102,16 @@ else
     SPEC="codeq"
     say "installing the latest codeq"
 fi
+if [ -n "$VERSION" ]; then
+    FAILED="codeq $VERSION could not be installed: the package index has no such version, or cannot be reached (see above)"
+else
+    FAILED="could not install $SPEC (see above)"
+fi
 
 if [ "$METHOD" = pipx ]; then
-    pipx install --force "$SPEC" || die "pipx could not install $SPEC"
-    BIN_DIR="${PIPX_BIN_DIR:-$HOME/.local/bin}"
+    if [ -n "${CODEQ_PYTHON:-}" ]; then set -- --python "$PYTHON"; else set --; fi
+    pipx install --force $VENV_OPTIONS "$@" "$SPEC" || die "$FAILED"
+    BIN_DIR=$(pipx environment --value PIPX_BIN_DIR 2>/dev/null) || BIN_DIR="${PIPX_BIN_DIR:-$HOME/.local/bin}"
     LINK="$BIN_DIR/codeq"
 else
     command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (set CODEQ_PYTHON)"
@@ -116,7 +123,7 @@ else
         "$PYTHON" -m venv $VENV_OPTIONS "$VENV" || die "could not create a virtual environment in $VENV"
     fi
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$SPEC" \
-        || die "pip could not install $SPEC"
+        || die "$FAILED"
     mkdir -p "$BIN_DIR"
     ln -sfn "$VENV/bin/codeq" "$BIN_DIR/codeq"
     LINK="$BIN_DIR/codeq"

@@ -9,7 +9,7 @@ names both plugins.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -17,16 +17,19 @@ if TYPE_CHECKING:
     import typer
     from fastapi import APIRouter
 
+    from codeq.core.artifacts import ArtifactStore
+    from codeq.core.auth import TokenValidator
     from codeq.core.backoff import BackoffPolicy
     from codeq.core.config import Settings
     from codeq.core.storage import Storage
-    from codeq.core.auth import TokenValidator
 
 hookspec = pluggy.HookspecMarker("codeq")
 hookimpl = pluggy.HookimplMarker("codeq")
 
 #: ``factory(url, settings) -> Storage`` for the URL schemes it was registered with.
 StorageFactory = Callable[[str, "Settings"], "Storage"]
+#: ``factory(settings) -> ArtifactStore``.
+ArtifactStoreFactory = Callable[["Settings"], "ArtifactStore"]
 
 
 @hookspec
@@ -66,6 +69,16 @@ def register_backoff_policies(register: Callable[[str, BackoffPolicy], None]) ->
     ``random.Random``). The result is clamped to ``[0, max_seconds]``. Names
     can then be used in ``backoffPolicy``, ``queues.<cmd>.backoffPolicy`` and a
     task's ``backoff.policy``.
+    """
+
+
+@hookspec
+def register_artifact_stores(register: Callable[[str, ArtifactStoreFactory], None]) -> None:
+    """Offer places to keep uploaded result artifacts, by name.
+
+    Call ``register(name, factory)``; ``factory(settings)`` returns a
+    ``codeq.core.artifacts.ArtifactStore``. The server uses the one named by
+    the ``artifactStore`` setting (default ``local``: a directory).
     """
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import pluggy
 
 from codeq import hookspecs
+from codeq.core.artifacts import ArtifactStore
 from codeq.core.auth import TokenValidator
 from codeq.core.backoff import BackoffPolicies
 from codeq.core.config import Settings
@@ -81,6 +82,16 @@ def open_storage(url: str, settings: Settings) -> Storage:
         raise ConfigError("storage", f"no storage backend for {url.split('@')[-1]!r}; "
                                      f"known schemes: {', '.join(sorted(backends))}")
     return backends[scheme](url, settings)
+
+
+def open_artifact_store(settings: Settings) -> ArtifactStore:
+    """The artifact store named by ``artifactStore``."""
+    stores = _collect("register_artifact_stores")
+    if settings.artifact_store not in stores:
+        raise ConfigError("artifactStore", f"no artifact store named {settings.artifact_store!r}; "
+                                           f"known: {', '.join(sorted(stores)) or 'none'}")
+    store: ArtifactStore = stores[settings.artifact_store](settings)
+    return store
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -10,10 +15,30 @@ from urllib.parse import urlsplit
 import typer
 
 from codeq.core.config import Settings, load_settings, settings_environment
-from codeq.core.errors import ConfigError
+from codeq.core.errors import ConfigError, StoreUnavailable
 
 #: Seconds uvicorn lets in-flight requests (long polls included) finish on shutdown.
 GRACEFUL_SHUTDOWN_SECONDS = 5
+#: Where prometheus_client's multiprocess mode keeps each process's counters.
+MULTIPROCESS_METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def metrics_directory(enabled: bool) -> Iterator[None]:
+    """A fresh directory for this run's per-process metric files, removed at the end.
+
+    Set in the environment before the server processes start (prometheus_client
+    reads it when first imported); fresh, so that no earlier run's counts are summed in.
+    """
+    if not enabled:
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="codeq-metrics-")
+    os.environ[MULTIPROCESS_METRICS_ENV] = path
+    try:
+        yield
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _safe_url(url: str) -> str:
@@ -26,6 +51,26 @@ def _safe_url(url: str) -> str:
     return url
 
 
+def _check_store(settings: Settings) -> None:
+    """Refuse to start when the store does not answer, naming it (not a traceback)."""
+    from codeq import plugins
+
+    async def probe() -> None:
+        store = plugins.open_storage(settings.storage_url, settings)
+        try:
+            await store.open()
+            await store.ping()
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(probe())
+    except StoreUnavailable as exc:
+        raise ConfigError("storage", f"the store {_safe_url(settings.storage_url)} does not "
+                                     f"answer ({exc.message}); start it, or point --storage "
+                                     "(CODEQ_STORAGE) at one that runs") from None
+
+
 def _settings(config: Path | None, overrides: dict[str, object], workers: int) -> Settings:
     settings = load_settings(config, overrides=overrides)
     if workers > 1 and settings.storage_url.startswith("memory:"):
@@ -34,6 +79,7 @@ def _settings(config: Path | None, overrides: dict[str, object], workers: int) -
     from codeq.server.app import check_settings
 
     check_settings(settings)
+    _check_store(settings)
     # Children must not resolve the data directory again (their environment may differ).
     return settings.model_copy(update={"data_dir": settings.data_path})
 
@@ -81,10 +127,13 @@ def serve(
                f"({workers} process{'es' if workers > 1 else ''})", err=True)
     common: dict[str, Any] = {"host": settings.bind_host, "port": settings.port,
                               "log_config": None, "access_log": False, "server_header": False,
-                              "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS}
+                              "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+                              # uvicorn's httptools protocol plus a deadline for headers.
+                              "http": "codeq.server.middleware:HeaderDeadlineProtocol"}
     if workers > 1:
         os.environ.update(settings_environment(settings))
-        uvicorn.run("codeq.server.app:app_from_environment", factory=True, workers=workers,
-                    **common)
+        with metrics_directory(settings.metrics_enabled):
+            uvicorn.run("codeq.server.app:app_from_environment", factory=True, workers=workers,
+                        **common)
     else:
         uvicorn.run(create_app(settings), **common)

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import time
 
+from codeq.core.signing import sign
 
-def sign(secret: str | bytes, timestamp: str | int, body: bytes | str) -> str:
-    """Lowercase hex HMAC-SHA256 of ``"<timestamp>." + body`` (what the server sends)."""
-    key = secret.encode() if isinstance(secret, str) else secret
-    raw = body.encode() if isinstance(body, str) else body
-    return hmac.new(key, f"{timestamp}.".encode() + raw, hashlib.sha256).hexdigest()
+__all__ = ["sign", "verify_signature"]
 
 
 def verify_signature(secret: str | bytes, timestamp: str | int, body: bytes | str,
@@ -32,4 +28,4 @@ def verify_signature(secret: str | bytes, timestamp: str | int, body: bytes | st
     if abs(current - sent) > tolerance_seconds:
         return False
     expected = sign(secret, str(timestamp).strip(), body)
-    return hmac.compare_digest(expected, signature.strip().lower())
+    return hmac.compare_digest(expected.encode(), signature.strip().lower().encode())

@@ -96,6 +96,8 @@ class Settings(BaseModel):
     result_webhook_base_backoff_seconds: float = Field(2, ge=0)
     result_webhook_max_backoff_seconds: float = Field(60, ge=0)
     local_artifacts_dir: Path | None = None
+    artifact_store: str = "local"
+    max_artifact_bytes: int = Field(5 * 1024 * 1024, ge=1)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1)
     metrics_enabled: bool = True
 
@@ -153,6 +155,10 @@ class Settings(BaseModel):
             auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
             return f"redis://{auth}{self.redis_addr}"
         return f"sqlite:///{self.data_path / 'codeq.db'}"
+
+    @property
+    def artifacts_path(self) -> Path:
+        return self.local_artifacts_dir or self.data_path / "artifacts"
 
     def queue(self, command: str) -> QueueConfig:
         return self.queues.get(command) or QueueConfig()

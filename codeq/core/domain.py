@@ -12,7 +12,9 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-COMMAND_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+#: Command names; also shown in the OpenAPI schema, so keep it plain (``fullmatch`` it).
+COMMAND_REGEX = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+COMMAND_PATTERN = re.compile(COMMAND_REGEX[:-1] + r"\Z")
 HISTORY_LIMIT = 50
 MIN_PRIORITY = 0
 MAX_PRIORITY = 9
@@ -120,6 +122,46 @@ class QueueStats:
     in_progress: int
     dlq: int
     paused: bool
+
+
+class DeliveryMode(StrEnum):
+    """How an availability notification picks among matching subscriptions."""
+
+    FANOUT = "fanout"  # every one
+    GROUP = "group"  # one per group, round-robin
+    HASH = "hash"  # one per group, the same one within a minute
+
+
+@dataclass(slots=True)
+class Subscription:
+    """A worker's request to be told (by POST to ``callback_url``) when work is available."""
+
+    id: str
+    owner: str  # the ``sub`` of the worker token that subscribed
+    callback_url: str
+    event_types: list[str]  # commands, or ``["*"]``
+    delivery_mode: DeliveryMode
+    group_id: str | None
+    min_interval_seconds: float
+    created_at: float
+    expires_at: float
+
+    def matches(self, command: str) -> bool:
+        return "*" in self.event_types or command in self.event_types
+
+
+@dataclass(slots=True)
+class Callback:
+    """A result callback waiting in the outbox: POST the outcome of ``task_id`` to ``url``.
+
+    ``attempts`` counts deliveries tried so far; the entry is due at ``due_at``
+    (pushed forward while a dispatcher holds it, so only one sends each attempt).
+    """
+
+    task_id: str
+    url: str
+    attempts: int
+    due_at: float
 
 
 @dataclass(slots=True)

@@ -8,7 +8,7 @@ the task and returns, or raises a domain error and leaves the task untouched.
 
 from __future__ import annotations
 
-from codeq.core.domain import Outcome, ResultRecord, Status, Task
+from codeq.core.domain import Callback, Outcome, ResultRecord, Status, Task
 from codeq.core.errors import Conflict, Forbidden
 
 MAX_ATTEMPTS_ERROR = "MAX_ATTEMPTS"
@@ -156,3 +156,14 @@ def redrive(task: Task, *, now: float) -> None:
     task.visible_at = None
     task.updated_at = now
     task.record(now, "redriven")
+
+
+def callback(task: Task, *, now: float) -> Callback | None:
+    """The result callback a transition owes, written in the same atomic step.
+
+    A task with a ``webhook`` that just ended COMPLETED or FAILED (dead-lettered
+    included) gets one; a cancelled task does not.
+    """
+    if task.webhook is None or task.status not in (Status.COMPLETED, Status.FAILED):
+        return None
+    return Callback(task_id=task.id, url=task.webhook, attempts=0, due_at=now)

@@ -6,33 +6,49 @@ such as ``delay_seconds`` is reported instead of silently ignored.
 
 from __future__ import annotations
 
+import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from codeq.core.domain import COMMAND_PATTERN, MAX_PRIORITY, MIN_PRIORITY
+from codeq.core.artifacts import check_artifact_name
+from codeq.core.domain import COMMAND_PATTERN, COMMAND_REGEX, MAX_PRIORITY, MIN_PRIORITY, DeliveryMode
 from codeq.core.errors import InvalidInput
 
 MAX_BATCH = 1000
 MAX_DELAY_SECONDS = 10 * 365 * 86400
 MAX_WAIT_SECONDS = 30
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, 23, 59, 59, tzinfo=UTC)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:(?P<second>\d\d)(\.\d{1,9})?"
+                      r"([Zz]|[+-]\d\d:\d\d)")
 
 
 def check_command(value: str) -> str:
-    if not COMMAND_PATTERN.match(value):
+    if not COMMAND_PATTERN.fullmatch(value):
         raise ValueError("command names match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
     return value
 
 
-def check_task_id(value: str) -> str:
-    """Task ids are UUIDs (RFC 9562) in their canonical lowercase form."""
+def check_event_type(value: str) -> str:
+    """A command name, or ``*`` for every command."""
+    return value if value == "*" else check_command(value)
+
+
+def is_uuid(value: str) -> bool:
+    """A UUID (RFC 9562) in its canonical lowercase form, as codeq issues ids."""
     try:
-        parsed = uuid.UUID(value)
+        return str(uuid.UUID(value)) == value
     except (ValueError, AttributeError, TypeError):
-        raise InvalidInput(f"{value[:64]!r} is not a task id (a UUID)") from None
-    if str(parsed) != value:
+        return False
+
+
+def check_task_id(value: str) -> str:
+    if not is_uuid(value):
         raise InvalidInput(f"{value[:64]!r} is not a task id (a lowercase UUID)")
     return value
 
@@ -40,6 +56,8 @@ def check_task_id(value: str) -> str:
 def check_http_url(value: str) -> str:
     from urllib.parse import urlsplit
 
+    if _CONTROL.search(value) or " " in value:
+        raise ValueError("must be a URL without spaces or control characters")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http(s) URL with a host")
@@ -54,7 +72,50 @@ def _clamp_priority(value: Any) -> Any:
     return value
 
 
-Command = Annotated[str, AfterValidator(check_command)]
+def _rfc3339(value: Any) -> Any:
+    """An RFC 3339 string (``T``/``t``/space, ``Z``/``z`` or an offset; a leap second ``:60``
+    is the instant after ``:59``) parsed to a datetime; numbers and other formats refused."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not (match := _RFC3339.fullmatch(value)):
+        raise ValueError("must be an RFC 3339 timestamp with an offset, such as "
+                         "2030-01-31T12:00:00Z")
+    leap = match["second"] == "60"
+    text = value[:match.start("second")] + ("59" if leap else match["second"]) \
+        + value[match.end("second"):]
+    try:
+        parsed = datetime.fromisoformat(text.upper())
+    except ValueError as exc:
+        raise ValueError(f"not a valid timestamp: {exc}") from None
+    return parsed + timedelta(seconds=1) if leap else parsed
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters (newline, tab, NUL ...)")
+    return value
+
+
+def _representable(value: datetime) -> datetime:
+    """Refuse instants that cannot be shown in every time zone (the first and last day of
+    years 1..9999), so that rendering a task never overflows."""
+    try:
+        instant = value.astimezone(UTC)
+    except OverflowError:
+        instant = None
+    if instant is None or not EARLIEST <= instant <= LATEST:
+        raise ValueError(f"must lie between {EARLIEST.isoformat()} and {LATEST.isoformat()}")
+    return value
+
+
+Command = Annotated[str, AfterValidator(check_command),
+                    Field(json_schema_extra={"pattern": COMMAND_REGEX})]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_representable)]
+#: Free text that may be used as a lookup key: no control characters (newline, NUL ...).
+KeyText = Annotated[str, AfterValidator(_no_control_characters),
+                    Field(json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f]*$"})]
+#: A lease id as the stores issue them (UUIDs); anything else cannot be a current lease.
+LeaseId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")]
 HttpUrl = Annotated[str, Field(max_length=2048), AfterValidator(check_http_url)]
 Priority = Annotated[int, BeforeValidator(_clamp_priority)]
 
@@ -77,8 +138,8 @@ class CreateTask(Model):
     priority: Priority = 0
     max_attempts: int | None = Field(None, ge=1, le=10_000)
     webhook: HttpUrl | None = None
-    idempotency_key: str | None = Field(None, min_length=1, max_length=256)
-    run_at: AwareDatetime | None = None
+    idempotency_key: KeyText | None = Field(None, min_length=1, max_length=256)
+    run_at: Timestamp | None = None
     delay_seconds: float | None = Field(None, ge=0, le=MAX_DELAY_SECONDS)
     backoff: BackoffOverride | None = None
 
@@ -99,24 +160,24 @@ class ClaimBatch(Claim):
 
 class Heartbeat(Model):
     extend_seconds: float | None = Field(None, gt=0)
-    lease_id: str | None = None
+    lease_id: LeaseId | None = None
 
 
 class Abandon(Model):
-    lease_id: str | None = None
+    lease_id: LeaseId | None = None
 
 
 class Nack(Model):
     delay_seconds: float | None = Field(None, ge=0, le=MAX_DELAY_SECONDS)
     reason: str | None = Field(None, max_length=8192)
-    lease_id: str | None = None
+    lease_id: LeaseId | None = None
 
 
 class ArtifactIn(Model):
-    name: str = Field(min_length=1, max_length=255)
+    name: Annotated[str, AfterValidator(check_artifact_name)]
     url: HttpUrl | None = None
     content_base64: str | None = None
-    content_type: str | None = Field(None, max_length=255)
+    content_type: KeyText | None = Field(None, max_length=255)
 
 
 class SubmitResult(Model):
@@ -124,7 +185,7 @@ class SubmitResult(Model):
     result: Any = None
     error: str | None = Field(None, max_length=65536)
     artifacts: list[ArtifactIn] = Field(default_factory=list, max_length=100)
-    lease_id: str | None = None
+    lease_id: LeaseId | None = None
 
 
 class BatchResultItem(SubmitResult):
@@ -142,8 +203,25 @@ class Redrive(Model):
 
 class Cleanup(Model):
     limit: int = Field(1000, ge=1, le=100_000)
-    before: AwareDatetime | None = None
+    before: Timestamp | None = None
     command: Command | None = None
+
+
+MAX_SUBSCRIPTION_TTL = 86400
+
+
+class Subscribe(Model):
+    callback_url: HttpUrl
+    event_types: list[Annotated[str, AfterValidator(check_event_type)]] | None = Field(
+        None, min_length=1, max_length=256)
+    ttl_seconds: float = Field(300, gt=0, le=MAX_SUBSCRIPTION_TTL)
+    delivery_mode: DeliveryMode | None = None
+    group_id: KeyText | None = Field(None, min_length=1, max_length=128)
+    min_interval_seconds: float | None = Field(None, ge=0, le=86400)
+
+
+class RenewSubscription(Model):
+    ttl_seconds: float = Field(300, gt=0, le=MAX_SUBSCRIPTION_TTL)
 
 
 def describe(errors: list[Any]) -> str:

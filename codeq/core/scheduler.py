@@ -9,6 +9,8 @@ atomic. Time comes from an injectable clock.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -19,13 +21,25 @@ import orjson
 from pydantic import ValidationError
 
 from codeq.core import models
+from codeq.core.artifacts import ArtifactStore, artifact_url, check_artifact_name
 from codeq.core.auth import Principal, Role, Scope, producer_as_worker
 from codeq.core.backoff import BackoffPolicies
 from codeq.core.config import Settings
-from codeq.core.domain import (COMMAND_PATTERN, Artifact, BackoffSpec, Outcome, Page, QueueStats, ResultRecord,
-                               Status, Task)
+from codeq.core.domain import (
+    COMMAND_PATTERN,
+    Artifact,
+    BackoffSpec,
+    Outcome,
+    Page,
+    QueueStats,
+    ResultRecord,
+    Status,
+    Task,
+)
 from codeq.core.errors import CodeqError, Conflict, Forbidden, InvalidInput, NotFound
-from codeq.core.lifecycle import MAX_ATTEMPTS_ERROR
+from codeq.core.events import NO_RECORDER, OUTCOME_EVENTS, Event, Recorder
+from codeq.core.lifecycle import MAX_ATTEMPTS_ERROR, check_lease
+from codeq.core.outbound import OutboundPolicy
 from codeq.core.storage import Storage
 
 log = logging.getLogger("codeq.scheduler")
@@ -57,13 +71,19 @@ def _parse(model: type[models.Model], data: Any) -> Any:
 
 class Scheduler:
     def __init__(self, store: Storage, settings: Settings, backoff: BackoffPolicies,
-                 clock: Clock = time.time) -> None:
+                 clock: Clock = time.time, recorder: Recorder = NO_RECORDER, *,
+                 artifacts: ArtifactStore | None = None) -> None:
         self.store = store
         self.settings = settings
         self.backoff = backoff
         self.clock = clock
+        self.recorder = recorder
+        #: Where uploaded artifacts go; None: this scheduler accepts artifact URLs only.
+        self.artifacts = artifacts
+        self.outbound = OutboundPolicy(
+            allow_private=settings.dev or settings.webhook_allow_private_networks)
         self.backoff.check(settings.backoff_policy)
-        for command, queue in settings.queues.items():
+        for queue in settings.queues.values():
             if queue.backoff_policy:
                 self.backoff.check(queue.backoff_policy)
 
@@ -78,7 +98,8 @@ class Scheduler:
             raise Forbidden("this route needs an admin token (role ADMIN or scope codeq:admin)")
         return principal
 
-    def _worker(self, principal: Principal, scope: Scope) -> Principal:
+    def as_worker(self, principal: Principal, scope: Scope) -> Principal:
+        """The caller as a worker holding ``scope`` (403 otherwise)."""
         if principal.role is Role.PRODUCER:
             if not (self.settings.dev and self.settings.allow_producer_as_worker):
                 raise Forbidden("this route needs a worker token")
@@ -142,11 +163,18 @@ class Scheduler:
                            taskId=stored.id)
         return stored
 
+    async def _checked(self, req: models.CreateTask) -> models.CreateTask:
+        if req.webhook is not None:
+            await self.outbound.check(req.webhook, field="webhook")
+        return req
+
     async def create(self, principal: Principal, req: models.CreateTask) -> tuple[Task, bool]:
         self._producer(principal)
         now = self.clock()
-        task = self.build_task(req, now)
+        task = self.build_task(await self._checked(req), now)
         stored, created = await self.store.create(task, now=now)
+        if created:
+            self.recorder.count(Event.CREATED, task.command)
         return self._check_replay(task, stored, created), created
 
     async def create_batch(self, principal: Principal, items: Sequence[Any]
@@ -157,13 +185,16 @@ class Scheduler:
         out: list[Task | CodeqError] = []
         for item in items:
             try:
-                out.append(self.build_task(_parse(models.CreateTask, item), now))
+                out.append(self.build_task(await self._checked(_parse(models.CreateTask, item)),
+                                           now))
             except CodeqError as exc:
                 out.append(exc)
         built = [(index, t) for index, t in enumerate(out) if isinstance(t, Task)]
         if built:
             stored = await self.store.create_many([t for _, t in built], now=now)
             for (index, task), (saved, created) in zip(built, stored, strict=True):
+                if created:
+                    self.recorder.count(Event.CREATED, saved.command)
                 try:
                     out[index] = self._check_replay(task, saved, created)
                 except CodeqError as exc:
@@ -176,12 +207,17 @@ class Scheduler:
             raise NotFound(f"no task with id {task_id}")
         return task
 
-    async def result(self, principal: Principal, task_id: str) -> tuple[Task, ResultRecord]:
-        task = await self.get(principal, task_id)
-        record = await self.store.get_result(task_id)
+    async def result_of(self, task: Task) -> ResultRecord | None:
+        """The task's result record; a dead-lettered task's is its MAX_ATTEMPTS failure."""
+        record = await self.store.get_result(task.id)
         if record is None and task.dead_lettered:
             record = ResultRecord(task_id=task.id, status=Status.FAILED, error=MAX_ATTEMPTS_ERROR,
                                   completed_at=task.finished_at or task.updated_at)
+        return record
+
+    async def result(self, principal: Principal, task_id: str) -> tuple[Task, ResultRecord]:
+        task = await self.get(principal, task_id)
+        record = await self.result_of(task)
         if record is None:
             state = "was cancelled" if task.status is Status.CANCELLED else f"is {task.status.value}"
             raise NotFound(f"task {task_id} has no result yet: it {state}",
@@ -207,7 +243,10 @@ class Scheduler:
 
     async def cancel(self, principal: Principal, task_id: str) -> Task:
         self._producer(principal)
-        return await self.store.cancel(models.check_task_id(task_id), now=self.clock())
+        task = await self.store.cancel(models.check_task_id(task_id), now=self.clock())
+        if task.status is Status.CANCELLED:
+            self.recorder.count(Event.CANCELLED, task.command)
+        return task
 
     # -- workers --------------------------------------------------------------
     def lease_seconds(self, requested: float | None, commands: Sequence[str] | None) -> float:
@@ -218,7 +257,7 @@ class Scheduler:
 
     async def claim(self, principal: Principal, req: models.Claim, count: int = 1) -> list[Task]:
         """Lease up to ``count`` tasks, waiting up to ``req.wait_seconds`` for one to be ready."""
-        worker = self._worker(principal, Scope.CLAIM)
+        worker = self.as_worker(principal, Scope.CLAIM)
         commands = worker.claimable(req.commands)
         if commands == []:
             return []
@@ -230,6 +269,8 @@ class Scheduler:
                 tasks = await self.store.claim(commands, worker_id=worker.sub, lease_seconds=lease,
                                                count=count, now=self.clock())
                 if tasks:
+                    for task in tasks:
+                        self.recorder.count(Event.CLAIMED, task.command)
                     return tasks
                 # Due delayed tasks are claimable already; expired leases need a pass.
                 if await self.reap_once():
@@ -240,7 +281,7 @@ class Scheduler:
                 await waiter.wait(min(remaining, FALLBACK_RECHECK_SECONDS))
 
     async def heartbeat(self, principal: Principal, task_id: str, req: models.Heartbeat) -> Task:
-        worker = self._worker(principal, Scope.HEARTBEAT)
+        worker = self.as_worker(principal, Scope.HEARTBEAT)
         extend = min(req.extend_seconds or self.settings.default_lease_seconds,
                      self.settings.max_lease_seconds)
         return await self.store.heartbeat(models.check_task_id(task_id), worker_id=worker.sub,
@@ -249,12 +290,16 @@ class Scheduler:
 
     async def abandon(self, principal: Principal, task_id: str, req: models.Abandon
                       ) -> tuple[Task, Outcome]:
-        worker = self._worker(principal, Scope.ABANDON)
-        return await self.store.abandon(models.check_task_id(task_id), worker_id=worker.sub,
-                                        lease_id=req.lease_id, now=self.clock())
+        worker = self.as_worker(principal, Scope.ABANDON)
+        task, outcome = await self.store.abandon(models.check_task_id(task_id),
+                                                 worker_id=worker.sub, lease_id=req.lease_id,
+                                                 now=self.clock())
+        if outcome in OUTCOME_EVENTS:
+            self.recorder.count(OUTCOME_EVENTS[outcome], task.command)
+        return task, outcome
 
     async def nack(self, principal: Principal, task_id: str, req: models.Nack) -> NackOutcome:
-        worker = self._worker(principal, Scope.NACK)
+        worker = self.as_worker(principal, Scope.NACK)
         task = await self.get(worker, task_id)
         if req.delay_seconds is None:
             delay = self.retry_delay(task)
@@ -266,34 +311,97 @@ class Scheduler:
         _, outcome = await self.store.nack(task_id, worker_id=worker.sub, lease_id=lease_id,
                                            delay_seconds=delay, reason=req.reason,
                                            now=self.clock())
+        self.recorder.count(OUTCOME_EVENTS.get(outcome, Event.NACKED), task.command)
         return NackOutcome(outcome, delay if outcome is Outcome.REQUEUED else 0)
 
     async def submit_result(self, principal: Principal, task_id: str, req: models.SubmitResult
                             ) -> ResultRecord:
-        worker = self._worker(principal, Scope.RESULT)
+        worker = self.as_worker(principal, Scope.RESULT)
         models.check_task_id(task_id)
         status = Status(req.status)
         if status is Status.COMPLETED and "result" not in req.model_fields_set:
             raise InvalidInput("status COMPLETED needs a result")
         if status is Status.FAILED and not (req.error and req.error.strip()):
             raise InvalidInput("status FAILED needs a non-empty error")
-        artifacts = []
-        for a in req.artifacts:
-            if a.content_base64 is not None:
-                raise InvalidInput(f"artifact {a.name!r}: uploads (contentBase64) are not "
-                                   "accepted by this server; give a url")
-            if a.url is None:
-                raise InvalidInput(f"artifact {a.name!r} needs a url")
-            artifacts.append(Artifact(name=a.name, url=a.url, content_type=a.content_type))
+        artifacts, uploads = self._artifacts(task_id, req.artifacts)
         record = ResultRecord(task_id=task_id, status=status, result=req.result, error=req.error,
                               artifacts=artifacts, worker_id=worker.sub)
-        stored, _ = await self.store.complete(task_id, result=record, lease_id=req.lease_id,
-                                              now=self.clock())
+        if uploads:
+            await self._upload(task_id, worker.sub, req.lease_id, uploads)
+        stored, new = await self.store.complete(task_id, result=record, lease_id=req.lease_id,
+                                                now=self.clock())
+        finished = await self.store.get(task_id) if new else None
+        if finished is not None:
+            self.recorder.count(Event.COMPLETED if status is Status.COMPLETED else Event.FAILED,
+                                finished.command)
         return stored
+
+    def _artifacts(self, task_id: str, given: Sequence[models.ArtifactIn]
+                   ) -> tuple[list[Artifact], dict[str, bytes]]:
+        """The artifacts of a result as recorded, and the bytes to upload by name."""
+        artifacts: list[Artifact] = []
+        uploads: dict[str, bytes] = {}
+        for a in given:
+            if any(known.name == a.name for known in artifacts):
+                raise InvalidInput(f"artifact {a.name!r} is given twice")
+            if (a.url is None) == (a.content_base64 is None):
+                raise InvalidInput(f"artifact {a.name!r} needs either a url or contentBase64")
+            if a.url is not None:
+                artifacts.append(Artifact(name=a.name, url=a.url, content_type=a.content_type))
+                continue
+            if self.artifacts is None:
+                raise InvalidInput(f"artifact {a.name!r}: uploads (contentBase64) are not "
+                                   "accepted here; give a url")
+            try:
+                data = base64.b64decode(a.content_base64 or "", validate=True)
+            except binascii.Error:
+                raise InvalidInput(f"artifact {a.name!r}: contentBase64 is not valid "
+                                   "base64") from None
+            if len(data) > self.settings.max_artifact_bytes:
+                raise InvalidInput(f"artifact {a.name!r} is {len(data)} bytes; the limit is "
+                                   f"{self.settings.max_artifact_bytes} (maxArtifactBytes)")
+            uploads[a.name] = data
+            artifacts.append(Artifact(name=a.name, url=artifact_url(task_id, a.name),
+                                      content_type=a.content_type or "application/octet-stream"))
+        return artifacts, uploads
+
+    async def _upload(self, task_id: str, worker_id: str, lease_id: str | None,
+                      uploads: dict[str, bytes]) -> None:
+        """Store uploaded bytes before the result that names them, but only for the worker
+        holding the lease: nobody else may overwrite a task's artifacts. A repeat of a
+        submission that is already stored uploads nothing."""
+        assert self.artifacts is not None
+        task = await self.store.get(task_id)
+        if task is None:
+            raise NotFound(f"no task with id {task_id}")
+        if await self.store.get_result(task_id) is not None:
+            return
+        check_lease(task, worker_id=worker_id, lease_id=lease_id)
+        for name, data in uploads.items():
+            await self.artifacts.put(task_id, name, data)
+
+    async def artifact(self, principal: Principal, task_id: str, name: str
+                       ) -> tuple[bytes, str]:
+        """The bytes and content type of an uploaded artifact of a finished task."""
+        try:
+            check_artifact_name(name)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        _, record = await self.result(principal, task_id)
+        found = next((a for a in record.artifacts if a.name == name), None)
+        if found is None:
+            raise NotFound(f"task {task_id} has no artifact named {name[:64]!r}")
+        data = None
+        if found.url == artifact_url(task_id, name) and self.artifacts is not None:
+            data = await self.artifacts.get(task_id, name)
+        if data is None:
+            raise NotFound(f"artifact {name[:64]!r} of task {task_id} is not stored here",
+                           url=found.url)
+        return data, found.content_type or "application/octet-stream"
 
     async def submit_results(self, principal: Principal, items: Sequence[Any]
                              ) -> list[tuple[str | None, ResultRecord | CodeqError]]:
-        self._worker(principal, Scope.RESULT)
+        self.as_worker(principal, Scope.RESULT)
         out: list[tuple[str | None, ResultRecord | CodeqError]] = []
         for item in items:
             task_id = item.get("taskId") if isinstance(item, dict) else None
@@ -325,6 +433,9 @@ class Scheduler:
                                                     now=self.clock())
             if outcome is not None:
                 moved += 1
+                self.recorder.count(Event.LEASE_EXPIRED, task.command)
+                if outcome in OUTCOME_EVENTS:
+                    self.recorder.count(OUTCOME_EVENTS[outcome], task.command)
                 log.info("lease expired", extra={"taskId": task.id, "command": task.command,
                                                  "outcome": outcome.value})
         return moved
@@ -354,8 +465,10 @@ class Scheduler:
     async def redrive(self, principal: Principal, command: str, req: models.Redrive) -> int:
         self._admin(principal)
         ids = [models.check_task_id(i) for i in req.ids] if req.ids is not None else None
-        return await self.store.redrive(self._command(command), ids=ids, limit=req.limit,
-                                        now=self.clock())
+        moved = await self.store.redrive(self._command(command), ids=ids, limit=req.limit,
+                                         now=self.clock())
+        self.recorder.count(Event.REDRIVEN, command, moved)
+        return moved
 
     async def set_paused(self, principal: Principal, command: str, paused: bool) -> QueueStats:
         self._admin(principal)
@@ -370,4 +483,6 @@ class Scheduler:
         deleted = await self.store.cleanup(
             finished_before=before - self.settings.retention_seconds, limit=req.limit,
             command=req.command)
-        return deleted, before
+        if self.artifacts is not None:
+            await self.artifacts.delete(deleted)
+        return len(deleted), before

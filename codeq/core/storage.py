@@ -16,6 +16,11 @@ Queues of a command, as a store keeps them:
 - *in progress*: IN_PROGRESS tasks ordered by ``lease_until``;
 - *DLQ*: tasks that failed with ``MAX_ATTEMPTS``, oldest first.
 
+Result callbacks: every step that ends a task with a ``webhook`` COMPLETED or
+FAILED (``complete``, a ``nack`` or ``expire_lease`` that dead-letters) also
+writes ``lifecycle.callback(task)`` to the store's *outbox*, in the same
+atomic step, so a crash cannot separate the outcome from its callback.
+
 Every method takes ``now`` from the caller (an injectable clock), never from
 the wall. Errors are the ones of ``codeq.core.errors``: ``NotFound`` for an
 unknown id, ``Conflict`` / ``Forbidden`` as the lifecycle functions raise
@@ -27,8 +32,18 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from codeq.core.domain import Outcome, Page, QueueStats, ResultRecord, Status, Task, new_id
-from codeq.core.wakeup import ReadySignal
+from codeq.core.domain import (
+    Callback,
+    Outcome,
+    Page,
+    QueueStats,
+    ResultRecord,
+    Status,
+    Subscription,
+    Task,
+    new_id,
+)
+from codeq.core.wakeup import AvailabilityFeed, ReadySignal
 
 
 class Storage(ABC):
@@ -42,6 +57,11 @@ class Storage(ABC):
         #: work ready for a command: create of a ready task, requeue without
         #: delay, promotion, redrive, resume.
         self.ready = ReadySignal()
+        #: Emitted (``available.emit(command)``) by the step that put a task into
+        #: ``command``'s ready queue while that queue was empty: a create, a
+        #: requeue without delay, a promotion or a redrive. Only the process that
+        #: made the step emits, so each transition is announced once.
+        self.available = AvailabilityFeed()
 
     async def open(self) -> None:
         """Connect / create files and schema. Called once before any other method."""
@@ -146,11 +166,12 @@ class Storage(ABC):
         """
 
     @abstractmethod
-    async def cleanup(self, *, finished_before: float, limit: int, command: str | None) -> int:
+    async def cleanup(self, *, finished_before: float, limit: int, command: str | None
+                      ) -> list[str]:
         """Delete up to ``limit`` terminal tasks finished before ``finished_before``.
 
-        Removes every trace: record, result, queue entries, idempotency key.
-        Returns how many were deleted.
+        Removes every trace: record, result, queue entries, idempotency key,
+        outbox entry. Returns the ids deleted (the caller removes artifacts).
         """
 
     # -- operators -------------------------------------------------------
@@ -178,3 +199,91 @@ class Storage(ABC):
     @abstractmethod
     async def set_paused(self, command: str, paused: bool) -> None:
         """Pause or resume handing out ``command``'s tasks; records the command as known."""
+
+    # -- worker availability subscriptions ---------------------------------------
+    @abstractmethod
+    async def save_subscription(self, subscription: Subscription) -> None:
+        """Store a new subscription (or replace one with the same id)."""
+
+    @abstractmethod
+    async def get_subscription(self, subscription_id: str) -> Subscription | None:
+        """The subscription, expired or not, or None."""
+
+    @abstractmethod
+    async def renew_subscription(self, subscription_id: str, *, expires_at: float) -> bool:
+        """Move the expiry of an existing subscription; False when there is none."""
+
+    @abstractmethod
+    async def delete_subscription(self, subscription_id: str) -> bool:
+        """Remove it; False when there was none."""
+
+    @abstractmethod
+    async def subscriptions(self, *, now: float) -> list[Subscription]:
+        """Every subscription that has not expired at ``now``, ordered by id."""
+
+    @abstractmethod
+    async def sweep_subscriptions(self, *, now: float, limit: int) -> int:
+        """Delete up to ``limit`` subscriptions expired at ``now``; return how many."""
+
+    @abstractmethod
+    async def mark_notified(self, subscription_id: str, *, now: float,
+                            min_interval_seconds: float) -> bool:
+        """Claim the right to notify a subscription at ``now``.
+
+        True (and ``now`` remembered) unless it was notified less than
+        ``min_interval_seconds`` ago; atomic, so server processes sharing the
+        store throttle together.
+        """
+
+    @abstractmethod
+    async def next_turn(self, key: str) -> int:
+        """An atomic counter (1, 2, 3, ...) per ``key``: whose turn it is in a group."""
+
+    # -- result callback outbox -------------------------------------------------------
+    @abstractmethod
+    async def due_callbacks(self, *, now: float, limit: int, hold_seconds: float
+                            ) -> list[Callback]:
+        """Take up to ``limit`` outbox entries due at ``now``, oldest due first.
+
+        Each one taken is held: its ``due_at`` moves to ``now + hold_seconds`` in
+        the same step, so no other dispatcher sends that attempt meanwhile. The
+        returned entries carry the ``due_at`` they had when taken.
+        """
+
+    @abstractmethod
+    async def callback_attempted(self, task_id: str, *, attempts: int,
+                                 retry_at: float | None) -> bool:
+        """Record the delivery attempt made on an entry taken with ``attempts``.
+
+        ``retry_at`` None removes the entry (delivered, or given up); otherwise
+        ``attempts`` goes up by one and the entry is due at ``retry_at``. False
+        (and nothing changed) when the entry is gone or its attempts moved on.
+        """
+
+    @abstractmethod
+    async def outbox_size(self) -> int:
+        """How many callbacks wait in the outbox."""
+
+    @abstractmethod
+    async def callbacks(self) -> list[Callback]:
+        """Every outbox entry, ordered by task id (for migration and inspection)."""
+
+    @abstractmethod
+    async def restore_callback(self, callback: Callback) -> None:
+        """Put an outbox entry as it is (replacing one for the same task)."""
+
+    # -- migration -------------------------------------------------------------
+    @abstractmethod
+    async def restore(self, task: Task, result: ResultRecord | None) -> bool:
+        """Insert a task exactly as it is, in the queue its state says, with its result.
+
+        Keeps every field (status, attempts, lease, times, history) and the
+        idempotency key; a later ``list_tasks`` shows restored tasks in the
+        order they were restored. False, changing nothing, when a task with
+        that id exists already (so an interrupted copy can simply run again).
+        """
+
+    async def restore_many(self, items: Sequence[tuple[Task, ResultRecord | None]]
+                           ) -> list[bool]:
+        """``restore`` for each item in order; backends may do it in one step."""
+        return [await self.restore(task, result) for task, result in items]

@@ -10,7 +10,7 @@ between "nothing to claim" and "start waiting" still wakes it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 
@@ -55,3 +55,19 @@ class ReadySignal:
             self._waiters.discard(waiter)
             if not waiter.future.done():
                 waiter.future.cancel()
+
+
+class AvailabilityFeed:
+    """Listeners told which command's ready queue just went from empty to non-empty."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[str], None]] = []
+
+    def subscribe(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``listener(command)`` on each emit; returns a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def emit(self, command: str) -> None:
+        for listener in list(self._listeners):
+            listener(command)

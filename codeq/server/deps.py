@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from codeq.core.auth import Principal
 from codeq.core.config import Settings
 from codeq.core.scheduler import Scheduler
+from codeq.core.subscriptions import Subscriptions
 from codeq.server.auth import Authenticator
 
 #: Declared for the OpenAPI document (``/docs`` "Authorize"); the authenticator
@@ -25,6 +26,7 @@ class Services:
 
     settings: Settings
     scheduler: Scheduler
+    subscriptions: Subscriptions
     authenticator: Authenticator
     tz: ZoneInfo
 

@@ -359,7 +359,7 @@ class TestListTasks:
         first = await store.list_tasks(command=None, status=None, limit=2, cursor=None)
         assert [t.id for t in first.tasks] == [tasks[0].id, tasks[1].id]
         await store.cancel(tasks[1].id, now=T0 + 5)
-        assert await store.cleanup(finished_before=T0 + 6, limit=10, command=None) == 1
+        assert len(await store.cleanup(finished_before=T0 + 6, limit=10, command=None)) == 1
         rest = await store.list_tasks(command=None, status=None, limit=2, cursor=first.next_cursor)
         assert [t.id for t in rest.tasks] == [tasks[2].id, tasks[3].id]
 
@@ -1051,7 +1051,7 @@ class TestQueueStats:
     async def test_commands_are_remembered_after_cleanup(self, store: Storage) -> None:
         task = await add(store, OTHER)
         await store.cancel(task.id, now=T0)
-        assert await store.cleanup(finished_before=T0 + 1, limit=10, command=None) == 1
+        assert len(await store.cleanup(finished_before=T0 + 1, limit=10, command=None)) == 1
         assert await store.commands() == [OTHER]
         assert await store.queue_stats(OTHER, now=T0 + 1) == QueueStats(
             OTHER, ready=0, delayed=0, in_progress=0, dlq=0, paused=False)
@@ -1161,7 +1161,8 @@ class TestCleanup:
     async def test_only_tasks_finished_before_the_cutoff(self, store: Storage) -> None:
         tasks = await self._finished(store)
         gone = {"completed", "failed", "cancelled", "other"}
-        assert await store.cleanup(finished_before=T0 + 35, limit=100, command=None) == 4
+        deleted = await store.cleanup(finished_before=T0 + 35, limit=100, command=None)
+        assert sorted(deleted) == sorted(tasks[name].id for name in gone)
         for name, task in tasks.items():
             assert (await store.get(task.id) is None) == (name in gone), name
         for name in gone:
@@ -1170,11 +1171,11 @@ class TestCleanup:
         assert listed == {tasks[n].id for n in tasks if n not in gone}
         assert await counts(store, now=T0 + 35) == (0, 0, 0, 1)
         assert await counts(store, KEEP, now=T0 + 35) == (1, 1, 1, 0)
-        assert await store.cleanup(finished_before=T0 + 35, limit=100, command=None) == 0
+        assert len(await store.cleanup(finished_before=T0 + 35, limit=100, command=None)) == 0
 
     async def test_pending_and_running_tasks_are_never_removed(self, store: Storage) -> None:
         tasks = await self._finished(store)
-        assert await store.cleanup(finished_before=T0 + 10**9, limit=100, command=None) == 5
+        assert len(await store.cleanup(finished_before=T0 + 10**9, limit=100, command=None)) == 5
         left = {t.id for t in await all_tasks(store)}
         assert left == {tasks[n].id for n in ("pending", "delayed", "running")}
         assert (await store.dlq(CMD, limit=10, cursor=None)).tasks == []
@@ -1185,17 +1186,17 @@ class TestCleanup:
 
     async def test_only_the_given_command(self, store: Storage) -> None:
         tasks = await self._finished(store)
-        assert await store.cleanup(finished_before=T0 + 10**9, limit=100, command=OTHER) == 1
+        assert len(await store.cleanup(finished_before=T0 + 10**9, limit=100, command=OTHER)) == 1
         assert await store.get(tasks["other"].id) is None
         assert await store.get(tasks["completed"].id) is not None
-        assert await store.cleanup(finished_before=T0 + 10**9, limit=100,
-                                   command="contract.never") == 0
+        assert len(await store.cleanup(finished_before=T0 + 10**9, limit=100,
+                                   command="contract.never")) == 0
 
     async def test_up_to_the_limit(self, store: Storage) -> None:
         for i in range(5):
             task = await add(store, now=T0 + i)
             await store.cancel(task.id, now=T0 + i)
-        deleted = [await store.cleanup(finished_before=T0 + 100, limit=2, command=None)
+        deleted = [len(await store.cleanup(finished_before=T0 + 100, limit=2, command=None))
                    for _ in range(4)]
         assert deleted == [2, 2, 1, 0]
         assert await all_tasks(store) == []
@@ -1203,7 +1204,7 @@ class TestCleanup:
     async def test_the_idempotency_key_is_freed(self, store: Storage) -> None:
         tasks = await self._finished(store)
         kept = await add(store, OTHER, key="done-key", now=T0 + 50)
-        assert await store.cleanup(finished_before=T0 + 11, limit=100, command=None) == 1
+        assert len(await store.cleanup(finished_before=T0 + 11, limit=100, command=None)) == 1
         again, created = await store.create(make_task(store, key="done-key", now=T0 + 60),
                                             now=T0 + 60)
         assert created and again.id != tasks["completed"].id

@@ -15,7 +15,17 @@ from enum import Enum
 from itertools import count, islice
 
 from codeq.core import lifecycle
-from codeq.core.domain import Outcome, Page, QueueStats, ResultRecord, Status, Task, new_id
+from codeq.core.domain import (
+    Callback,
+    Outcome,
+    Page,
+    QueueStats,
+    ResultRecord,
+    Status,
+    Subscription,
+    Task,
+    new_id,
+)
 from codeq.core.errors import InvalidInput, NotFound
 from codeq.core.storage import Storage
 from codeq_memory.structures import LazyHeap, OrderedLog, merge_heads
@@ -84,6 +94,10 @@ class MemoryStorage(Storage):
         self._tokens = count(1)
         self._created = OrderedLog(self._exists)
         self._running = LazyHeap(self._holds)  # key lease_until, every command
+        self._subscriptions: dict[str, Subscription] = {}
+        self._notified: dict[str, float] = {}  # subscription id -> last notified at
+        self._turns: dict[str, int] = {}
+        self._outbox: dict[str, Callback] = {}
 
     # -- indexes -----------------------------------------------------------
     def _exists(self, seq: int, task_id: str) -> bool:
@@ -119,7 +133,10 @@ class MemoryStorage(Storage):
                 queue.delayed.push(task.visible_at, token, task.id)
                 return False
             entry.where = Where.READY
+            was_empty = queue.ready.size == 0
             queue.ready.push((-task.priority, token), token, task.id)
+            if was_empty:
+                self.available.emit(task.command)
             return True
         if task.status is Status.IN_PROGRESS:
             entry.where = Where.RUNNING
@@ -154,6 +171,13 @@ class MemoryStorage(Storage):
         self._unplace(entry)
         if self._place(entry, now):
             self.ready.notify(entry.task.command)
+
+    def _finish(self, entry: Entry, now: float) -> None:
+        """Re-file a task after a step that may have ended it, owing its callback."""
+        self._move(entry, now)
+        callback = lifecycle.callback(entry.task, now=now)
+        if callback is not None:
+            self._outbox[callback.task_id] = callback
 
     def _promote(self, entry: Entry, now: float) -> None:
         lifecycle.promote(entry.task, now=now)
@@ -254,7 +278,7 @@ class MemoryStorage(Storage):
         entry = self._entry(task_id)
         outcome = lifecycle.nack(entry.task, worker_id=worker_id, lease_id=lease_id,
                                  delay_seconds=delay_seconds, reason=reason, now=now)
-        self._move(entry, now)
+        self._finish(entry, now)
         return entry.task.copy(), outcome
 
     async def complete(self, task_id: str, *, result: ResultRecord, lease_id: str | None,
@@ -267,7 +291,7 @@ class MemoryStorage(Storage):
             assert stored is not None  # complete() returns False only for a repeat
             return _copy_result(stored), False
         self._results[task_id] = submitted
-        self._move(entry, now)
+        self._finish(entry, now)
         return _copy_result(submitted), True
 
     # -- background work -----------------------------------------------------
@@ -296,15 +320,16 @@ class MemoryStorage(Storage):
         if entry is None or not lifecycle.lease_expired(entry.task, lease_id=lease_id, now=now):
             return None
         outcome = lifecycle.expire(entry.task, delay_seconds=delay_seconds, now=now)
-        self._move(entry, now)
+        self._finish(entry, now)
         return outcome
 
-    async def cleanup(self, *, finished_before: float, limit: int, command: str | None) -> int:
+    async def cleanup(self, *, finished_before: float, limit: int, command: str | None
+                      ) -> list[str]:
         if command is None:
             heaps = [q.finished for q in self._queues.values()]
         else:
             heaps = [self._queues[command].finished] if command in self._queues else []
-        deleted = 0
+        deleted: list[str] = []
         if limit <= 0:
             return deleted
         for finished_at, _, task_id in merge_heads(heaps):
@@ -315,11 +340,12 @@ class MemoryStorage(Storage):
             del self._tasks[task_id]
             self._created.discard()
             self._results.pop(task_id, None)
+            self._outbox.pop(task_id, None)
             key = entry.task.idempotency_key
             if key is not None and self._idempotency.get((entry.task.command, key)) == task_id:
                 del self._idempotency[(entry.task.command, key)]
-            deleted += 1
-            if deleted == limit:
+            deleted.append(task_id)
+            if len(deleted) == limit:
                 break
         return deleted
 
@@ -372,3 +398,92 @@ class MemoryStorage(Storage):
         queue.paused = paused
         if not paused:
             self.ready.notify(command)
+
+    # -- subscriptions ---------------------------------------------------------
+    async def save_subscription(self, subscription: Subscription) -> None:
+        self._subscriptions[subscription.id] = dataclasses.replace(subscription)
+
+    async def get_subscription(self, subscription_id: str) -> Subscription | None:
+        found = self._subscriptions.get(subscription_id)
+        return dataclasses.replace(found) if found is not None else None
+
+    async def renew_subscription(self, subscription_id: str, *, expires_at: float) -> bool:
+        found = self._subscriptions.get(subscription_id)
+        if found is None:
+            return False
+        found.expires_at = expires_at
+        return True
+
+    async def delete_subscription(self, subscription_id: str) -> bool:
+        self._notified.pop(subscription_id, None)
+        return self._subscriptions.pop(subscription_id, None) is not None
+
+    async def subscriptions(self, *, now: float) -> list[Subscription]:
+        return [dataclasses.replace(s) for _, s in sorted(self._subscriptions.items())
+                if s.expires_at > now]
+
+    async def sweep_subscriptions(self, *, now: float, limit: int) -> int:
+        expired = [i for i, s in self._subscriptions.items() if s.expires_at <= now][:max(limit, 0)]
+        for subscription_id in expired:
+            await self.delete_subscription(subscription_id)
+        return len(expired)
+
+    async def mark_notified(self, subscription_id: str, *, now: float,
+                            min_interval_seconds: float) -> bool:
+        if subscription_id not in self._subscriptions:
+            return False
+        last = self._notified.get(subscription_id)
+        if last is not None and now - last < min_interval_seconds:
+            return False
+        self._notified[subscription_id] = now
+        return True
+
+    async def next_turn(self, key: str) -> int:
+        self._turns[key] = turn = self._turns.get(key, 0) + 1
+        return turn
+
+    # -- callback outbox -------------------------------------------------------
+    async def due_callbacks(self, *, now: float, limit: int, hold_seconds: float
+                            ) -> list[Callback]:
+        due = sorted((c for c in self._outbox.values() if c.due_at <= now),
+                     key=lambda c: (c.due_at, c.task_id))[:max(limit, 0)]
+        taken = [dataclasses.replace(c) for c in due]
+        for callback in due:
+            callback.due_at = now + hold_seconds
+        return taken
+
+    async def callback_attempted(self, task_id: str, *, attempts: int,
+                                 retry_at: float | None) -> bool:
+        callback = self._outbox.get(task_id)
+        if callback is None or callback.attempts != attempts:
+            return False
+        if retry_at is None:
+            del self._outbox[task_id]
+        else:
+            callback.attempts += 1
+            callback.due_at = retry_at
+        return True
+
+    async def outbox_size(self) -> int:
+        return len(self._outbox)
+
+    async def callbacks(self) -> list[Callback]:
+        return [dataclasses.replace(c) for _, c in sorted(self._outbox.items())]
+
+    async def restore_callback(self, callback: Callback) -> None:
+        self._outbox[callback.task_id] = dataclasses.replace(callback)
+
+    # -- migration -------------------------------------------------------------
+    async def restore(self, task: Task, result: ResultRecord | None) -> bool:
+        if task.id in self._tasks:
+            return False
+        entry = Entry(task=task.copy(), seq=next(self._tokens))
+        self._tasks[task.id] = entry
+        self._created.append(entry.seq, task.id)
+        if task.idempotency_key is not None:
+            self._idempotency[(task.command, task.idempotency_key)] = task.id
+        if result is not None:
+            self._results[task.id] = _copy_result(result)
+        if self._place(entry, task.updated_at):
+            self.ready.notify(task.command)
+        return True

@@ -1,4 +1,4 @@
-"""Tasks and result records as Redis values.
+"""Tasks, result records, callbacks and subscriptions as Redis values.
 
 A task is a hash of text fields (an absent field is None; numbers are the
 ``repr`` of the float, so they come back bit for bit) plus a history list of
@@ -12,7 +12,17 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from codeq.core.domain import Artifact, BackoffSpec, HistoryEntry, ResultRecord, Status, Task
+from codeq.core.domain import (
+    Artifact,
+    BackoffSpec,
+    Callback,
+    DeliveryMode,
+    HistoryEntry,
+    ResultRecord,
+    Status,
+    Subscription,
+    Task,
+)
 
 
 def num(value: float) -> str:
@@ -127,4 +137,43 @@ def decode_result(text: str) -> ResultRecord:
                    data["artifacts"]],
         completed_at=data["completedAt"],
         worker_id=data["workerId"],
+    )
+
+
+def callback_json(callback: Callback) -> str:
+    """An outbox entry's data; its ``due_at`` is the score in the outbox sorted set."""
+    return dumps([callback.url, callback.attempts])
+
+
+def decode_callback(task_id: str, data: str, due_at: float) -> Callback:
+    url, attempts = json.loads(data)
+    return Callback(task_id=task_id, url=url, attempts=int(attempts), due_at=due_at)
+
+
+def subscription_json(subscription: Subscription) -> str:
+    """A subscription; its ``expires_at`` is the score in the expiry sorted set."""
+    return dumps({
+        "id": subscription.id,
+        "owner": subscription.owner,
+        "callbackUrl": subscription.callback_url,
+        "eventTypes": subscription.event_types,
+        "deliveryMode": subscription.delivery_mode.value,
+        "groupId": subscription.group_id,
+        "minIntervalSeconds": subscription.min_interval_seconds,
+        "createdAt": subscription.created_at,
+    })
+
+
+def decode_subscription(text: str, expires_at: float) -> Subscription:
+    data = json.loads(text)
+    return Subscription(
+        id=data["id"],
+        owner=data["owner"],
+        callback_url=data["callbackUrl"],
+        event_types=data["eventTypes"],
+        delivery_mode=DeliveryMode(data["deliveryMode"]),
+        group_id=data["groupId"],
+        min_interval_seconds=data["minIntervalSeconds"],
+        created_at=data["createdAt"],
+        expires_at=expires_at,
     )

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, unquote
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import ConnectionPool, RedisSSLContext, SSLConnection
 from redis.backoff import NoBackoff
 from redis.exceptions import (
     BusyLoadingError,
@@ -75,6 +76,28 @@ def _options(query: str) -> dict[str, Any]:
     return out
 
 
+class _SharedContextSSLConnection(SSLConnection):
+    """An ``SSLConnection`` that uses its pool's one TLS context.
+
+    redis-py builds an ``SSLContext`` for every new connection, and
+    ``ssl.create_default_context()`` parses the system CA bundle on the event
+    loop (tens of milliseconds, far more on a busy machine): a burst of
+    concurrent calls opening connections could stall the loop past the
+    connect timeout.
+    """
+
+    def __init__(self, *, shared_ssl_context: RedisSSLContext, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ssl_context = shared_ssl_context
+
+
+def _share_tls_context(pool: ConnectionPool) -> None:
+    if pool.connection_class is SSLConnection:
+        context = SSLConnection(**pool.connection_kwargs).ssl_context  # not connected
+        pool.connection_class = _SharedContextSSLConnection
+        pool.connection_kwargs["shared_ssl_context"] = context
+
+
 @dataclass(frozen=True)
 class Target:
     """A parsed storage URL."""
@@ -119,7 +142,9 @@ class Target:
 
     def connect(self) -> Client:
         if not self.cluster:
-            return Redis.from_url(self.url, **self.common())
+            client = Redis.from_url(self.url, **self.common())
+            _share_tls_context(client.connection_pool)
+            return client
         return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in self.nodes],
                             username=self.username, password=self.password, **self.common())
 

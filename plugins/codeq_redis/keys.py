@@ -6,7 +6,11 @@ Two kinds of hash tag keep each script's keys in one cluster slot:
 - task keys carry a *slot tag*, a short string (``@1234``) chosen so that it
   hashes to the same slot as the command's tag. The slot is written into the
   task id (``codeq_redis.ids``), so ``codeq:{@1234}:t:<id>`` is found from the
-  id alone and still lives next to its command's queues.
+  id alone and still lives next to its command's queues. The result-callback
+  outbox is kept per slot the same way (``OutboxKeys``).
+
+Subscriptions are not per command: they all live in one slot, ``{@subs}``
+(``@`` never occurs in a command name, so no command shares the tag).
 """
 
 from __future__ import annotations
@@ -24,6 +28,19 @@ COMMANDS = f"{PREFIX}:commands"
 #: Sorted sets command -> lower bound of its earliest delayed visibility / lease deadline.
 DELAYED_INDEX = f"{PREFIX}:index:delayed"
 LEASES_INDEX = f"{PREFIX}:index:leases"
+#: Set of the slots (decimal text) whose outbox may hold callbacks: registered before
+#: the first task with a webhook of that slot is stored, so no entry is ever missed.
+OUTBOX_SLOTS = f"{PREFIX}:outbox:slots"
+
+_SUBS = f"{PREFIX}:{{@subs}}"
+#: Hash subscription id -> JSON of the subscription (its expiry apart).
+SUBSCRIPTIONS = f"{_SUBS}:subscriptions"
+#: Sorted set subscription id -> expires_at.
+SUBSCRIPTION_EXPIRY = f"{_SUBS}:expiry"
+#: Hash subscription id -> when it was last notified (the throttle).
+NOTIFIED = f"{_SUBS}:notified"
+#: Hash group key -> the last turn handed out.
+TURNS = f"{_SUBS}:turns"
 
 _SAFE = frozenset(string.ascii_letters + string.digits + "_.:-")
 
@@ -103,6 +120,18 @@ class QueueKeys:
         self.idem = f"{base}:idem"          # hash idempotencyKey -> id
         self.seq = f"{base}:seq"            # string, last sequence number handed out
         self.paused = f"{base}:paused"      # string "1" while paused
+
+
+class OutboxKeys:
+    """The result-callback outbox of one slot: the slot of its tasks' ids, hence of their command."""
+
+    __slots__ = ("callbacks", "due", "slot")
+
+    def __init__(self, slot: int) -> None:
+        base = f"{PREFIX}:{{{slot_tag(slot)}}}"
+        self.slot = slot
+        self.due = f"{base}:outbox"             # zset task id -> due_at
+        self.callbacks = f"{base}:callbacks"    # hash task id -> JSON [url, attempts]
 
 
 class TaskKeys:

@@ -5,7 +5,8 @@ forward PUBLISH between cluster nodes; Redis Cluster does, and a duplicate
 wake-up is harmless) and turns each message into ``ready.notify(command)``.
 After a lost connection it resubscribes and wakes every waiter, since messages
 may have been missed meanwhile; the scheduler's fallback re-check covers the
-rest.
+rest. A message never becomes ``available.emit``: only the process whose
+script made the work ready announces it, so each transition is announced once.
 """
 
 from __future__ import annotations

@@ -22,7 +22,9 @@ from codeq.core.domain import HISTORY_LIMIT
 #: Width of one priority tier in a ready-set score (see ``_lib.lua``).
 TIER = 900_000_000_000_000
 NAMES = ("create", "claim", "heartbeat", "requeue", "complete", "cancel", "promote", "redrive",
-         "cleanup", "index_lower")
+         "cleanup", "index_lower", "restore", "outbox_take", "outbox_attempted", "outbox_put",
+         "subscription_save", "subscription_renew", "subscription_delete",
+         "subscriptions_sweep", "mark_notified")
 
 Client = Redis | RedisCluster
 

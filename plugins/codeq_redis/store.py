@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
@@ -21,24 +22,30 @@ from redis.exceptions import NoScriptError
 from codeq.core import lifecycle
 from codeq.core.domain import (
     COMMAND_PATTERN,
+    Callback,
     Outcome,
     Page,
     QueueStats,
     ResultRecord,
     Status,
+    Subscription,
     Task,
     new_id,
 )
 from codeq.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from codeq.core.storage import Storage
 from codeq_redis.codec import (
+    callback_json,
+    decode_callback,
     decode_dumped,
     decode_result,
+    decode_subscription,
     decode_task,
     dumps,
     history_entry,
     num,
     result_json,
+    subscription_json,
     task_fields,
 )
 from codeq_redis.connection import Client, Target, translate_errors
@@ -48,7 +55,13 @@ from codeq_redis.keys import (
     COMMANDS,
     DELAYED_INDEX,
     LEASES_INDEX,
+    NOTIFIED,
+    OUTBOX_SLOTS,
     READY_CHANNEL,
+    SUBSCRIPTION_EXPIRY,
+    SUBSCRIPTIONS,
+    TURNS,
+    OutboxKeys,
     QueueKeys,
     TaskKeys,
     command_slot,
@@ -62,12 +75,15 @@ from codeq_redis.scripts import Scripts
 #: Extra ready candidates passed to a claim script beyond what it should take, so that a
 #: claim racing another one still finds work without a second peek.
 CLAIM_SLACK = 4
-CLAIM_ROUNDS = 8
+#: How often a peek-then-take step (claim, taking callbacks) peeks again when raced.
+RACE_ROUNDS = 8
 PROMOTE_ON_CLAIM = 100
 #: How often the due indexes are rebuilt from every command's queues (a safety net for a
 #: process that died between a transition and its index update).
 RESCAN_SECONDS = 30.0
 SCRIPT_BATCH = 500
+#: One step of the Lua sequence (``next_seq``: 10 µs units).
+RESTORE_STEP = 1e-5
 COMMAND_CACHE = 65536
 #: Slots whose scripts run at the same time when a batch spans a cluster.
 CLUSTER_CONCURRENCY = 32
@@ -98,8 +114,10 @@ class RedisStorage(Storage):
         self._client: Client | None = None
         self._scripts = Scripts()
         self._listener: ReadyListener | None = None
+        self._last_restore = 0.0
         self._node_clients: list[Redis] = []
         self._registered: set[str] = set()
+        self._outbox_registered: set[int] = set()
         self._known: set[str] = set()
         self._command_of: dict[str, str] = {}
         self._rescanned = float("-inf")
@@ -157,9 +175,12 @@ class RedisStorage(Storage):
     async def _run_many(self, calls: Sequence[tuple[str, list[str], list[str]]]) -> list[Any]:
         """Run scripts in order within a slot, in one round trip where the client allows.
 
-        One server: one pipeline (a NOSCRIPT reply is re-run). A cluster client
-        refuses EVALSHA in pipelines, so slots run concurrently, each in order.
+        One call: a plain EVALSHA. One server: one pipeline (a NOSCRIPT reply is
+        re-run). A cluster client refuses EVALSHA in pipelines, so slots run
+        concurrently, each in order.
         """
+        if len(calls) == 1:
+            return [await self._run(*calls[0])]
         if self.cluster:
             return await self._run_by_slot(calls)
         pipe = self.client.pipeline(transaction=False)
@@ -187,6 +208,11 @@ class RedisStorage(Storage):
 
         await asyncio.gather(*(run_slot(indexes) for indexes in by_slot.values()))
         return results
+
+    def _emit(self, commands: Iterable[str]) -> None:
+        """Announce commands whose ready queue this process's step took from empty to non-empty."""
+        for command in commands:
+            self.available.emit(command)
 
     def _task_keys(self, task_id: str) -> TaskKeys:
         return TaskKeys(task_id, slot_of(task_id))
@@ -220,12 +246,28 @@ class RedisStorage(Storage):
         return cast(list[tuple[str, float]], await self.client.zrangebyscore(
             key, low, high, start=0, num=limit, withscores=True))
 
-    async def _register(self, commands: Iterable[str]) -> None:
+    async def _register(self, commands: Iterable[str], outbox_slots: Iterable[int] = ()) -> None:
+        """Record commands and outbox slots in their global sets, before the first script
+        that uses them (once per process: the sets only grow)."""
         new = set(commands) - self._registered
+        slots = set(outbox_slots) - self._outbox_registered
+        if not new and not slots:
+            return
+        pipe = self.client.pipeline(transaction=False)
         if new:
-            await self.client.sadd(COMMANDS, *new)
-            self._registered |= new
-            self._known |= new
+            pipe.sadd(COMMANDS, *new)
+        if slots:
+            pipe.sadd(OUTBOX_SLOTS, *map(str, slots))
+        await pipe.execute()
+        self._registered |= new
+        self._known |= new
+        self._outbox_registered |= slots
+
+    async def _register_tasks(self, tasks: Iterable[Task]) -> None:
+        """Commands of the tasks, and the outbox slot of each that has a webhook."""
+        tasks = list(tasks)
+        await self._register((t.command for t in tasks),
+                             (slot_of(t.id) for t in tasks if t.webhook is not None))
 
     async def _lower(self, index: str, command: str, score: Any) -> None:
         if score is not None:
@@ -261,10 +303,14 @@ class RedisStorage(Storage):
         raise RuntimeError(f"unexpected script reply {reply!r}")
 
     # -- producers -----------------------------------------------------------------
-    def _create_call(self, task: Task, now: float) -> tuple[str, list[str], list[str]]:
+    def _check_slot(self, task: Task) -> None:
+        """On a cluster a task's keys must share its command's slot, so its id must say so."""
         if self.cluster and slot_of(task.id) != command_slot(task.command):
             raise InvalidInput(f"task id {task.id} does not carry the cluster slot of command "
                                f"{task.command}; ids must come from new_task_id")
+
+    def _create_call(self, task: Task, now: float) -> tuple[str, list[str], list[str]]:
+        self._check_slot(task)
         q, t = QueueKeys(task.command), self._task_keys(task.id)
         delayed = task.visible_at is not None and task.visible_at > now
         args = [num(now), task.id, task.command, str(task.priority),
@@ -274,6 +320,7 @@ class RedisStorage(Storage):
         return "create", [t.task, t.history, q.ready, q.delayed, q.all, q.idem, q.seq], args
 
     async def _created(self, task: Task, reply: list[Any]) -> tuple[Task, bool]:
+        """The result of one create script; ``available`` is left to the caller."""
         code = reply[0]
         if code == "EXISTS":
             existing = (await self._read_tasks([reply[1]]))[0]
@@ -292,19 +339,21 @@ class RedisStorage(Storage):
 
     @translate_errors
     async def create(self, task: Task, *, now: float) -> tuple[Task, bool]:
-        call = self._create_call(task, now)
-        await self._register([task.command])
-        return await self._created(task, await self._run(*call))
+        return (await self.create_many([task], now=now))[0]
 
     @translate_errors
     async def create_many(self, tasks: Sequence[Task], *, now: float) -> list[tuple[Task, bool]]:
         calls = [self._create_call(task, now) for task in tasks]
-        await self._register(task.command for task in tasks)
+        await self._register_tasks(tasks)
         out: list[tuple[Task, bool]] = []
+        available: dict[str, None] = {}
         for start in range(0, len(calls), SCRIPT_BATCH):
             replies = await self._run_many(calls[start:start + SCRIPT_BATCH])
             for task, reply in zip(tasks[start:start + SCRIPT_BATCH], replies, strict=True):
                 out.append(await self._created(task, reply))
+                if reply[0] == "READY" and reply[1] == 1:
+                    available[task.command] = None
+        self._emit(available)
         return out
 
     @translate_errors
@@ -423,7 +472,7 @@ class RedisStorage(Storage):
         names = await self._claim_names(commands)
         lease_until = num(now + lease_seconds)
         claimed: list[Task] = []
-        for round_ in range(CLAIM_ROUNDS):
+        for round_ in range(RACE_ROUNDS):
             want = count - len(claimed)
             if want <= 0 or not names:
                 break
@@ -489,8 +538,10 @@ class RedisStorage(Storage):
         command = await self._command(task_id)
         q, t = QueueKeys(command), self._task_keys(task_id)
         visible = num(now + delay_seconds) if delay_seconds > 0 else ""
+        o = OutboxKeys(slot_of(task_id))
         reply = await self._run(
-            "requeue", [t.task, t.history, q.leases, q.ready, q.delayed, q.dlq, q.done, q.seq],
+            "requeue", [t.task, t.history, q.leases, q.ready, q.delayed, q.dlq, q.done, q.seq,
+                        o.due, o.callbacks],
             [num(now), task_id, mode, _optional(worker_id), _optional(lease_id), visible,
              _optional(reason), READY_CHANNEL, command])
         if reply[0] == "MOVED" or (mode == "expire" and reply[0] == "NOTFOUND"):
@@ -503,6 +554,8 @@ class RedisStorage(Storage):
                 await self._lower(DELAYED_INDEX, command, reply[1])
             else:
                 self.ready.notify(command)
+                if reply[3] == 1:
+                    self._emit([command])
         return decode_dumped(reply[2]), outcome
 
     @translate_errors
@@ -525,10 +578,10 @@ class RedisStorage(Storage):
     async def complete(self, task_id: str, *, result: ResultRecord, lease_id: str | None,
                        now: float) -> tuple[ResultRecord, bool]:
         command = await self._command(task_id)
-        q, t = QueueKeys(command), self._task_keys(task_id)
+        q, t, o = QueueKeys(command), self._task_keys(task_id), OutboxKeys(slot_of(task_id))
         record = replace(result, completed_at=now, artifacts=list(result.artifacts))
         reply = await self._run(
-            "complete", [t.task, t.history, t.result, q.leases, q.done],
+            "complete", [t.task, t.history, t.result, q.leases, q.done, o.due, o.callbacks],
             [num(now), task_id, _optional(result.worker_id), _optional(lease_id),
              result.status.value, _optional(result.error), result_json(record)])
         if reply[0] == "OK":
@@ -550,10 +603,12 @@ class RedisStorage(Storage):
             t = self._task_keys(task_id)
             keys += [t.task, t.history]
             args.append(task_id)
-        moved, head = await self._run("promote", keys, args)
+        moved, head, became_ready = await self._run("promote", keys, args)
         await self._lower(DELAYED_INDEX, command, head)
         if moved:
             self.ready.notify(command)
+        if became_ready == 1:
+            self._emit([command])
         return int(moved)
 
     async def _rescan(self) -> None:
@@ -649,22 +704,23 @@ class RedisStorage(Storage):
         return None if done is None else done[1]
 
     @translate_errors
-    async def cleanup(self, *, finished_before: float, limit: int, command: str | None) -> int:
+    async def cleanup(self, *, finished_before: float, limit: int, command: str | None
+                      ) -> list[str]:
         names = [command] if command is not None else await self._all_commands()
-        deleted = 0
+        deleted: list[str] = []
         for name in names:
-            if deleted >= limit:
+            if len(deleted) >= limit:
                 break
             q = QueueKeys(name)
             victims = [task_id for task_id, _ in await self._by_score(
-                q.done, "-inf", f"({num(finished_before)}", limit - deleted)]
+                q.done, "-inf", f"({num(finished_before)}", limit - len(deleted))]
             for start in range(0, len(victims), SCRIPT_BATCH):
                 keys, args = [q.done, q.all, q.idem, q.dlq], [num(finished_before)]
                 for task_id in victims[start:start + SCRIPT_BATCH]:
-                    t = self._task_keys(task_id)
-                    keys += [t.task, t.history, t.result]
+                    t, o = self._task_keys(task_id), OutboxKeys(slot_of(task_id))
+                    keys += [t.task, t.history, t.result, o.due, o.callbacks]
                     args.append(task_id)
-                deleted += int(await self._run("cleanup", keys, args))
+                deleted += await self._run("cleanup", keys, args)
         return deleted
 
     # -- operators -----------------------------------------------------------------------
@@ -728,16 +784,20 @@ class RedisStorage(Storage):
             if self.cluster:  # an id of another slot cannot be in this DLQ
                 slot = command_slot(command)
                 chosen = [i for i in chosen if slot_of(i) == slot]
-        moved = 0
+        moved, became_ready = 0, False
         for start in range(0, len(chosen), SCRIPT_BATCH):
             keys, args = [q.dlq, q.ready, q.done, q.seq], [num(now), READY_CHANNEL, command]
             for task_id in chosen[start:start + SCRIPT_BATCH]:
                 t = self._task_keys(task_id)
                 keys += [t.task, t.history]
                 args.append(task_id)
-            moved += int(await self._run("redrive", keys, args))
+            batch_moved, batch_became_ready = await self._run("redrive", keys, args)
+            moved += int(batch_moved)
+            became_ready |= batch_became_ready == 1
         if moved:
             self.ready.notify(command)
+        if became_ready:
+            self._emit([command])
         return moved
 
     @translate_errors
@@ -750,3 +810,208 @@ class RedisStorage(Storage):
             await self.client.delete(q.paused)
             await self.client.publish(READY_CHANNEL, command)
             self.ready.notify(command)
+
+    # -- subscriptions -------------------------------------------------------------------
+    @translate_errors
+    async def save_subscription(self, subscription: Subscription) -> None:
+        await self._run("subscription_save", [SUBSCRIPTIONS, SUBSCRIPTION_EXPIRY],
+                        [subscription.id, num(subscription.expires_at),
+                         subscription_json(subscription)])
+
+    @translate_errors
+    async def get_subscription(self, subscription_id: str) -> Subscription | None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(SUBSCRIPTIONS, subscription_id)
+        pipe.zscore(SUBSCRIPTION_EXPIRY, subscription_id)
+        text, expires_at = await pipe.execute()
+        return None if text is None else decode_subscription(text, expires_at)
+
+    @translate_errors
+    async def renew_subscription(self, subscription_id: str, *, expires_at: float) -> bool:
+        return bool(await self._run("subscription_renew", [SUBSCRIPTIONS, SUBSCRIPTION_EXPIRY],
+                                    [subscription_id, num(expires_at)]))
+
+    @translate_errors
+    async def delete_subscription(self, subscription_id: str) -> bool:
+        return bool(await self._run("subscription_delete",
+                                    [SUBSCRIPTIONS, SUBSCRIPTION_EXPIRY, NOTIFIED],
+                                    [subscription_id]))
+
+    @translate_errors
+    async def subscriptions(self, *, now: float) -> list[Subscription]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrangebyscore(SUBSCRIPTION_EXPIRY, f"({num(now)}", "+inf", withscores=True)
+        pipe.hgetall(SUBSCRIPTIONS)
+        active, texts = await pipe.execute()
+        return sorted((decode_subscription(texts[sub_id], expires_at)
+                       for sub_id, expires_at in active if sub_id in texts),
+                      key=lambda s: s.id)
+
+    @translate_errors
+    async def sweep_subscriptions(self, *, now: float, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        return int(await self._run("subscriptions_sweep",
+                                   [SUBSCRIPTIONS, SUBSCRIPTION_EXPIRY, NOTIFIED],
+                                   [num(now), str(limit)]))
+
+    @translate_errors
+    async def mark_notified(self, subscription_id: str, *, now: float,
+                            min_interval_seconds: float) -> bool:
+        return bool(await self._run("mark_notified", [NOTIFIED, SUBSCRIPTIONS],
+                                    [subscription_id, num(now), num(min_interval_seconds)]))
+
+    @translate_errors
+    async def next_turn(self, key: str) -> int:
+        return int(await self.client.hincrby(TURNS, key, 1))
+
+    # -- result callback outbox ----------------------------------------------------------
+    async def _outbox_slots(self) -> list[int]:
+        """Every slot whose outbox may hold callbacks (a set of at most 16,384 members)."""
+        members = cast(set[str], await self.client.smembers(OUTBOX_SLOTS))
+        return sorted(int(m) for m in members)
+
+    @translate_errors
+    async def due_callbacks(self, *, now: float, limit: int, hold_seconds: float
+                            ) -> list[Callback]:
+        """Peek the due heads of every outbox, merge them, take the best on their shards.
+
+        A slot whose script took fewer than it was asked for raced another
+        dispatcher; the next round peeks again for the remainder.
+        """
+        slots = await self._outbox_slots()
+        until, hold_until = num(now), num(now + hold_seconds)
+        taken: list[Callback] = []
+        for _ in range(RACE_ROUNDS):
+            want = limit - len(taken)
+            if want <= 0 or not slots:
+                break
+            pipe = self.client.pipeline(transaction=False)
+            for slot in slots:
+                pipe.zrangebyscore(OutboxKeys(slot).due, "-inf", until, start=0, num=want,
+                                   withscores=True)
+            heads = await pipe.execute()
+            best = sorted((score, task_id, slot) for slot, entries in zip(slots, heads, strict=True)
+                          for task_id, score in entries)[:want]
+            take = Counter(slot for _, _, slot in best)
+            calls = [("outbox_take", [OutboxKeys(slot).due, OutboxKeys(slot).callbacks],
+                      [until, str(n), hold_until]) for slot, n in take.items()]
+            replies = await self._run_many(calls) if calls else []
+            raced = False
+            for n, reply in zip(take.values(), replies, strict=True):
+                got = [decode_callback(reply[i], reply[i + 2], float(reply[i + 1]))
+                       for i in range(0, len(reply), 3)]
+                raced |= len(got) < n
+                taken += got
+            if not raced:
+                break
+        taken.sort(key=lambda c: (c.due_at, c.task_id))
+        return taken
+
+    @translate_errors
+    async def callback_attempted(self, task_id: str, *, attempts: int,
+                                 retry_at: float | None) -> bool:
+        o = OutboxKeys(slot_of(task_id))
+        return bool(await self._run("outbox_attempted", [o.due, o.callbacks],
+                                    [task_id, str(attempts),
+                                     "" if retry_at is None else num(retry_at)]))
+
+    @translate_errors
+    async def outbox_size(self) -> int:
+        slots = await self._outbox_slots()
+        if not slots:
+            return 0
+        pipe = self.client.pipeline(transaction=False)
+        for slot in slots:
+            pipe.zcard(OutboxKeys(slot).due)
+        return sum(await pipe.execute())
+
+    @translate_errors
+    async def callbacks(self) -> list[Callback]:
+        slots = await self._outbox_slots()
+        if not slots:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for slot in slots:
+            o = OutboxKeys(slot)
+            pipe.zrange(o.due, 0, -1, withscores=True)
+            pipe.hgetall(o.callbacks)
+        replies = await pipe.execute()
+        found = [decode_callback(task_id, data[task_id], due_at)
+                 for entries, data in zip(replies[::2], replies[1::2], strict=True)
+                 for task_id, due_at in entries if task_id in data]
+        return sorted(found, key=lambda c: c.task_id)
+
+    @translate_errors
+    async def restore_callback(self, callback: Callback) -> None:
+        slot = slot_of(callback.task_id)
+        await self._register((), [slot])
+        o = OutboxKeys(slot)
+        await self._run("outbox_put", [o.due, o.callbacks],
+                        [callback.task_id, num(callback.due_at), callback_json(callback)])
+
+    # -- migration -------------------------------------------------------------------------
+    @staticmethod
+    def _placement(task: Task) -> tuple[str, str]:
+        """The queue a restored task goes to and its score there (``MemoryStorage._place``)."""
+        if task.status is Status.PENDING:
+            if task.visible_at is not None and task.visible_at > task.updated_at:
+                return "delayed", num(task.visible_at)
+            return "ready", ""
+        if task.status is Status.IN_PROGRESS:
+            lease_until = task.lease_until if task.lease_until is not None else task.updated_at
+            return "leases", num(lease_until)
+        finished = task.finished_at if task.finished_at is not None else task.updated_at
+        return ("dlq" if task.dead_lettered else "done"), num(finished)
+
+    async def restore(self, task: Task, result: ResultRecord | None) -> bool:
+        """One script; the wall clock (not a task time) orders restored tasks, so listings,
+        ready and DLQ queues follow the order of restoring."""
+        return (await self.restore_many([(task, result)]))[0]
+
+    @translate_errors
+    async def restore_many(self, items: Sequence[tuple[Task, ResultRecord | None]]
+                           ) -> list[bool]:
+        """``restore`` scripts in pipelined batches, in order."""
+        for task, _ in items:
+            self._check_slot(task)
+        await self._register_tasks(task for task, _ in items)
+        calls = [self._restore_call(task, result, num(self._restore_clock()))
+                 for task, result in items]
+        out: list[bool] = []
+        for start in range(0, len(calls), SCRIPT_BATCH):
+            replies = await self._run_many(calls[start:start + SCRIPT_BATCH])
+            for (task, _), reply in zip(items[start:start + SCRIPT_BATCH], replies, strict=True):
+                out.append(await self._restored(task, reply))
+        return out
+
+    def _restore_clock(self) -> float:
+        """The wall clock, but strictly later (by a sequence step, 10 µs) than the last
+        restore's, so that tasks restored in one batch keep their order across commands."""
+        self._last_restore = max(time.time(), self._last_restore + RESTORE_STEP)
+        return self._last_restore
+
+    def _restore_call(self, task: Task, result: ResultRecord | None, now: str
+                      ) -> tuple[str, list[str], list[str]]:
+        queue, score = self._placement(task)
+        q, t = QueueKeys(task.command), self._task_keys(task.id)
+        return ("restore", [t.task, t.history, t.result, q.ready, q.delayed, q.leases, q.dlq,
+                            q.done, q.all, q.idem, q.seq],
+                [now, task.id, queue, score, str(task.priority), _optional(task.idempotency_key),
+                 _optional(None if result is None else result_json(result)), READY_CHANNEL,
+                 task.command, dumps(task_fields(task)),
+                 *(history_entry(h) for h in task.history)])
+
+    async def _restored(self, task: Task, reply: Any) -> bool:
+        if reply[0] == "DUPLICATE":
+            return False
+        self._remember(task.id, task.command)
+        queue, _ = self._placement(task)
+        if queue in ("delayed", "leases"):
+            await self._lower(DELAYED_INDEX if queue == "delayed" else LEASES_INDEX,
+                              task.command, reply[1])
+        elif queue == "ready":
+            self.ready.notify(task.command)
+            if reply[2] == 1:
+                self._emit([task.command])
+        return True

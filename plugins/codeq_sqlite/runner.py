@@ -14,15 +14,18 @@ workers get thousands of transitions per second out of one file.
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from codeq.core.errors import StoreUnavailable
 from codeq_sqlite.tx import Tx
+
+log = logging.getLogger("codeq.sqlite")
 
 #: Most jobs committed in one transaction; bounds how long the write lock is held.
 MAX_BATCH = 64
@@ -35,8 +38,9 @@ STATEMENT_ERRORS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.In
 #: "write" and "read" jobs run in a transaction; "bare" ones (connect, disconnect) outside any.
 Kind = Literal["write", "read", "bare"]
 
-#: ``on_ready(commands)``: called on the event loop after a commit made work ready.
-ReadyCallback = Callable[[set[str]], None]
+#: ``on_commit(tx)``: called on the event loop after the commit that made a write job's
+#: changes durable, to announce them (see ``Tx.ready`` and ``Tx.available``).
+CommitCallback = Callable[[Tx], None]
 
 
 @dataclass(slots=True)
@@ -48,15 +52,16 @@ class Job:
     args: tuple[Any, ...]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
-    ready: set[str] = field(default_factory=set)
+    #: The write job's transaction book-keeping, once it applied; None when undone.
+    tx: Tx | None = None
 
 
 _STOP = object()
 
 
 class Runner:
-    def __init__(self, name: str, on_ready: ReadyCallback) -> None:
-        self._on_ready = on_ready
+    def __init__(self, name: str, on_commit: CommitCallback) -> None:
+        self._on_commit = on_commit
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         #: The connection; touched only by the runner's thread.
         self.db: sqlite3.Connection | None = None
@@ -140,7 +145,7 @@ class Runner:
                 tx = Tx(db)
                 result = job.body(tx, *job.args)
                 tx.flush()
-                job.ready = tx.ready
+                job.tx = tx
         except sqlite3.Error as exc:
             if not isinstance(exc, STATEMENT_ERRORS) or not db.in_transaction:
                 raise
@@ -155,7 +160,7 @@ class Runner:
     def _undo(db: sqlite3.Connection, job: Job, exc: Exception, *, savepoint: bool
               ) -> tuple[Any, Exception]:
         """Undo this job only (the whole transaction when it runs alone)."""
-        job.ready = set()
+        job.tx = None
         if savepoint:
             db.execute("ROLLBACK TO job")
             db.execute("RELEASE job")
@@ -171,7 +176,7 @@ class Runner:
 
     def _finish(self, jobs: list[Job], result: Any, error: BaseException | None) -> None:
         for job in jobs:
-            job.ready = set()
+            job.tx = None
         self._settle([(job, result, error) for job in jobs])
 
     def _settle(self, outcomes: list[tuple[Job, Any, BaseException | None]]) -> None:
@@ -186,10 +191,13 @@ class Runner:
                 pass  # that event loop is closed: nobody is waiting any more
 
     def _deliver(self, outcomes: list[tuple[Job, Any, BaseException | None]]) -> None:
-        """On the event loop, after the commit: wake claimers, then answer the callers."""
+        """On the event loop, after the commit: announce the changes, then answer the callers."""
         for job, result, error in outcomes:
-            if job.ready:
-                self._on_ready(job.ready)
+            if job.tx is not None:
+                try:
+                    self._on_commit(job.tx)
+                except Exception:  # a listener's bug must not leave the callers waiting
+                    log.exception("announcing a committed sqlite step failed")
             if job.future.done():  # the caller was cancelled
                 continue
             if error is not None:

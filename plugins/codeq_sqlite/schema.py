@@ -19,6 +19,15 @@ does not grow with the length of any queue:
 depth of each queue, kept up to date by every transition, so queue statistics
 cost O(1) plus the due delayed tasks not yet promoted. ``results`` holds result
 records. JSON values (payload, history, result, artifacts, backoff) are text.
+
+Since version 2: ``outbox`` holds the result callbacks owed (one per task, due
+first by ``outbox_due``), ``subscriptions`` the workers' availability
+subscriptions with the time each was last notified, and ``turns`` the
+round-robin counters of subscription groups.
+
+``PRAGMA user_version`` is the schema version. ``UPGRADES[n]`` takes a file
+from version ``n`` to ``n + 1``; a new file runs them all, an older one the
+ones it lacks, in the transaction that opens it.
 """
 
 from __future__ import annotations
@@ -28,7 +37,6 @@ from enum import IntEnum
 
 from codeq.core.errors import StoreUnavailable
 
-SCHEMA_VERSION = 1
 #: How long a statement waits for another connection's write lock before failing (default).
 BUSY_TIMEOUT_MS = 5000
 
@@ -47,6 +55,8 @@ class Where(IntEnum):
     DLQ = 3
     DONE = 4
 
+
+#: Version 1: tasks, their results, the per-command queue depths.
 TABLES = (
     """
     CREATE TABLE tasks (
@@ -115,6 +125,39 @@ TABLES = (
     "INSERT INTO meta (key, value) VALUES ('qseq', 0)",
 )
 
+#: Version 2: the result callback outbox, worker subscriptions, group turns.
+DELIVERY_TABLES = (
+    """
+    CREATE TABLE IF NOT EXISTS outbox (
+        task_id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        due_at REAL NOT NULL
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due_at, task_id)",
+    """
+    CREATE TABLE IF NOT EXISTS subscriptions (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        callback_url TEXT NOT NULL,
+        event_types TEXT NOT NULL,
+        delivery_mode TEXT NOT NULL,
+        group_id TEXT,
+        min_interval_seconds REAL NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        notified_at REAL
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX IF NOT EXISTS subscriptions_expiry ON subscriptions (expires_at)",
+    "CREATE TABLE IF NOT EXISTS turns (key TEXT PRIMARY KEY, turn INTEGER NOT NULL) WITHOUT ROWID",
+)
+
+#: ``UPGRADES[n]``: the statements that take a file from schema version ``n`` to ``n + 1``.
+UPGRADES = (TABLES, DELIVERY_TABLES)
+SCHEMA_VERSION = len(UPGRADES)
+
 #: Per-connection settings. WAL lets readers run beside the one writer and
 #: with ``synchronous = NORMAL`` a commit costs no fsync; a process crash loses
 #: nothing committed, a power cut at most the last commits (never consistency).
@@ -127,10 +170,10 @@ PRAGMAS = (
 
 
 def connect(path: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
-    """Open ``path`` in WAL mode and create or check the schema.
+    """Open ``path`` in WAL mode and create, upgrade or check the schema.
 
-    Several processes may open one file at once; the schema is created inside
-    a write transaction, so exactly one of them creates it.
+    Several processes may open one file at once; the schema is created and
+    upgraded inside a write transaction, so exactly one of them does it.
     """
     db = sqlite3.connect(path, isolation_level=None, cached_statements=256)
     try:
@@ -144,14 +187,15 @@ def connect(path: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Con
         db.execute("BEGIN IMMEDIATE")
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                for statement in TABLES:
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            elif version != SCHEMA_VERSION:
+            if version > SCHEMA_VERSION:
                 raise StoreUnavailable(
                     f"sqlite database {path} has schema version {version}, but this codeq "
                     f"knows version {SCHEMA_VERSION}; use the codeq release that wrote it")
+            if version < SCHEMA_VERSION:
+                for upgrade in UPGRADES[version:]:
+                    for statement in upgrade:
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

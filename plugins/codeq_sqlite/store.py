@@ -9,6 +9,10 @@ and writes the rows and queue depths back inside a transaction begun with
 that opened it, taken up front so two writers never deadlock on an upgrade).
 A crash at any instant leaves either the whole transition or none of it.
 Reads see one consistent snapshot, which WAL lets run beside a writer.
+
+After the commit, on the event loop, the store wakes the claims waiting here
+(``ready``) and announces the ready queues the step filled (``available``).
+Subscriptions and the callback outbox are in ``codeq_sqlite.delivery``.
 """
 
 from __future__ import annotations
@@ -23,10 +27,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from codeq.core import lifecycle
-from codeq.core.domain import Outcome, Page, QueueStats, ResultRecord, Status, Task, new_id
-from codeq.core.errors import StoreUnavailable
+from codeq.core.domain import (
+    Callback,
+    Outcome,
+    Page,
+    QueueStats,
+    ResultRecord,
+    Status,
+    Subscription,
+    Task,
+    new_id,
+)
+from codeq.core.errors import Conflict, StoreUnavailable
 from codeq.core.storage import Storage
-from codeq_sqlite import schema
+from codeq_sqlite import delivery, schema
 from codeq_sqlite.rows import (
     INSERT_RESULT,
     PRIORITY,
@@ -70,6 +84,7 @@ SELECT_DLQ = (f"SELECT {TASK_COLUMNS} FROM tasks WHERE queue = 3 AND command = ?
               "ORDER BY qseq LIMIT ?")
 SELECT_IDEMPOTENT = (f"SELECT {TASK_COLUMNS} FROM tasks "
                      "WHERE command = ? AND idempotency_key = ?")
+TASK_EXISTS = "SELECT 1 FROM tasks WHERE id = ?"
 #: ``list_tasks`` by filter: (command given, status given) -> SQL taking those, the cursor, the limit.
 SELECT_LIST = {
     (False, False): f"SELECT {TASK_COLUMNS} FROM tasks WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -112,7 +127,7 @@ class SqliteStorage(Storage):
 
     # -- the thread --------------------------------------------------------------
     async def open(self) -> None:
-        runner = Runner("codeq-sqlite", self._notify)
+        runner = Runner("codeq-sqlite", self._announce)
         try:
             await self._call(runner, "bare", self._connect, runner)
         except BaseException:
@@ -168,9 +183,12 @@ class SqliteStorage(Storage):
             seen = version
             await asyncio.sleep(FOREIGN_COMMIT_CHECK_SECONDS)
 
-    def _notify(self, commands: set[str]) -> None:
-        for command in commands:
+    def _announce(self, tx: Tx) -> None:
+        """After the commit of a step of this process: wake claimers, announce filled queues."""
+        for command in tx.ready:
             self.ready.notify(command)
+        for command in tx.available:
+            self.available.emit(command)
 
     async def _call(self, runner: Runner | None, kind: Kind, body: Callable[..., T],
                     *args: Any) -> T:
@@ -267,9 +285,10 @@ class SqliteStorage(Storage):
                            now: float) -> Outcome | None:
         return await self._write(_expire_lease, task_id, lease_id, delay_seconds, now)
 
-    async def cleanup(self, *, finished_before: float, limit: int, command: str | None) -> int:
+    async def cleanup(self, *, finished_before: float, limit: int, command: str | None
+                      ) -> list[str]:
         if limit <= 0:
-            return 0
+            return []
         return await self._write(_cleanup, finished_before, limit, command)
 
     # -- operators ---------------------------------------------------------------
@@ -295,6 +314,68 @@ class SqliteStorage(Storage):
         await self._write(_set_paused, command, paused)
         if not paused:
             self.ready.notify(command)
+
+    # -- worker availability subscriptions ------------------------------------------------
+    async def save_subscription(self, subscription: Subscription) -> None:
+        await self._write(delivery.save_subscription,
+                          dataclasses.replace(subscription,
+                                              event_types=list(subscription.event_types)))
+
+    async def get_subscription(self, subscription_id: str) -> Subscription | None:
+        return await self._read(delivery.get_subscription, subscription_id)
+
+    async def renew_subscription(self, subscription_id: str, *, expires_at: float) -> bool:
+        return await self._write(delivery.renew_subscription, subscription_id, expires_at)
+
+    async def delete_subscription(self, subscription_id: str) -> bool:
+        return await self._write(delivery.delete_subscription, subscription_id)
+
+    async def subscriptions(self, *, now: float) -> list[Subscription]:
+        return await self._read(delivery.active_subscriptions, now)
+
+    async def sweep_subscriptions(self, *, now: float, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        return await self._write(delivery.sweep_subscriptions, now, limit)
+
+    async def mark_notified(self, subscription_id: str, *, now: float,
+                            min_interval_seconds: float) -> bool:
+        return await self._write(delivery.mark_notified, subscription_id, now,
+                                 min_interval_seconds)
+
+    async def next_turn(self, key: str) -> int:
+        return await self._write(delivery.next_turn, key)
+
+    # -- result callback outbox ------------------------------------------------------------
+    async def due_callbacks(self, *, now: float, limit: int, hold_seconds: float
+                            ) -> list[Callback]:
+        if limit <= 0:
+            return []
+        return await self._write(delivery.due_callbacks, now, limit, hold_seconds)
+
+    async def callback_attempted(self, task_id: str, *, attempts: int,
+                                 retry_at: float | None) -> bool:
+        return await self._write(delivery.callback_attempted, task_id, attempts, retry_at)
+
+    async def outbox_size(self) -> int:
+        return await self._read(delivery.outbox_size)
+
+    async def callbacks(self) -> list[Callback]:
+        return await self._read(delivery.callbacks)
+
+    async def restore_callback(self, callback: Callback) -> None:
+        await self._write(Tx.put_callback, dataclasses.replace(callback))
+
+    # -- migration -------------------------------------------------------------------------
+    async def restore(self, task: Task, result: ResultRecord | None) -> bool:
+        return await self._write(_restore, task.copy(),
+                                 _copy_result(result) if result is not None else None)
+
+    async def restore_many(self, items: Sequence[tuple[Task, ResultRecord | None]]
+                           ) -> list[bool]:
+        copies = [(task.copy(), _copy_result(result) if result is not None else None)
+                  for task, result in items]
+        return await self._write(_restore_all, copies) if copies else []
 
 
 # -- job bodies: run on the store's thread, inside a transaction (see ``runner``) ---------------
@@ -405,7 +486,7 @@ def _nack(tx: Tx, task_id: str, worker_id: str | None, lease_id: str | None,
     row = tx.load(task_id)
     outcome = lifecycle.nack(row.task, worker_id=worker_id, lease_id=lease_id,
                              delay_seconds=delay_seconds, reason=reason, now=now)
-    tx.file(row, now)
+    tx.finish(row, now)
     return row.task, outcome
 
 
@@ -419,7 +500,7 @@ def _complete(tx: Tx, task_id: str, submitted: ResultRecord, lease_id: str | Non
         assert stored is not None  # complete() returns False only for a repeat
         return stored, False
     tx.db.execute(INSERT_RESULT, result_params(submitted))
-    tx.file(row, now)
+    tx.finish(row, now)
     return submitted, True
 
 
@@ -445,18 +526,19 @@ def _expire_lease(tx: Tx, task_id: str, lease_id: str, delay_seconds: float,
     if row is None or not lifecycle.lease_expired(row.task, lease_id=lease_id, now=now):
         return None
     outcome = lifecycle.expire(row.task, delay_seconds=delay_seconds, now=now)
-    tx.file(row, now)
+    tx.finish(row, now)
     return outcome
 
 
-def _cleanup(tx: Tx, finished_before: float, limit: int, command: str | None) -> int:
+def _cleanup(tx: Tx, finished_before: float, limit: int, command: str | None) -> list[str]:
     if command is None:
         found = tx.db.execute(SELECT_FINISHED, (finished_before, limit)).fetchall()
     else:
         found = tx.db.execute(SELECT_FINISHED_OF, (command, finished_before, limit)).fetchall()
-    for row in found:
-        tx.delete(decode_task(row))
-    return len(found)
+    rows = [decode_task(row) for row in found]
+    for row in rows:
+        tx.delete(row)
+    return [row.task.id for row in rows]
 
 
 def _commands(db: sqlite3.Connection) -> list[str]:
@@ -501,3 +583,21 @@ def _redrive(tx: Tx, command: str, ids: list[str] | None, limit: int, now: float
 
 def _set_paused(tx: Tx, command: str, paused: bool) -> None:
     tx.db.execute(SET_PAUSED, (command, paused))
+
+
+def _restore_all(tx: Tx, items: list[tuple[Task, ResultRecord | None]]) -> list[bool]:
+    return [_restore(tx, task, result) for task, result in items]
+
+
+def _restore(tx: Tx, task: Task, result: ResultRecord | None) -> bool:
+    if tx.db.execute(TASK_EXISTS, (task.id,)).fetchone() is not None:
+        return False
+    try:
+        # Filed as of its last change, so a delayed task stays delayed.
+        tx.insert(task, task.updated_at)
+    except sqlite3.IntegrityError as exc:
+        raise Conflict(f"task {task.id} has the idempotency key {task.idempotency_key!r} "
+                       f"of another task of {task.command}") from exc
+    if result is not None:
+        tx.db.execute(INSERT_RESULT, result_params(result))
+    return True

@@ -1,17 +1,21 @@
 """``Tx``: the book-keeping of one write transaction.
 
 A transition reads a task row, lets ``codeq.core.lifecycle`` change the task,
-and hands it to ``Tx.file``, which works out the queue the task now belongs
-in from its state, writes the row back, and records the change of queue
-depths and which commands got ready work. ``flush`` writes the depth counters
-and the queue sequence once, just before the commit.
+and hands it to ``Tx.file`` (``Tx.finish`` when the step may end the task),
+which works out the queue the task now belongs in from its state, writes the
+row back, and records the change of queue depths and which commands got ready
+work. ``flush`` writes the depth counters and the queue sequence once, just
+before the commit. A step that adds to a command's ready queue first reads
+that queue's depth counter (one primary-key lookup in ``queues``): zero means
+the step filled an empty queue, which ``Storage.available`` announces.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-from codeq.core.domain import Status, Task
+from codeq.core import lifecycle
+from codeq.core.domain import Callback, Status, Task
 from codeq.core.errors import NotFound
 from codeq_sqlite.rows import (
     INSERT_TASK,
@@ -32,6 +36,9 @@ ADD_DEPTHS = (
     "ON CONFLICT (command) DO UPDATE SET ready = ready + excluded.ready, "
     "delayed = delayed + excluded.delayed, in_progress = in_progress + excluded.in_progress, "
     "dlq = dlq + excluded.dlq")
+READ_READY_DEPTH = "SELECT ready FROM queues WHERE command = ?"
+#: Owe a result callback; a later one for the same task replaces it.
+PUT_CALLBACK = "INSERT OR REPLACE INTO outbox (task_id, url, attempts, due_at) VALUES (?, ?, ?, ?)"
 
 
 def where_of(task: Task, now: float) -> Where:
@@ -48,6 +55,9 @@ class Tx:
         self.db = db
         #: Commands that got ready work in this transaction, to notify after the commit.
         self.ready: set[str] = set()
+        #: Commands whose ready queue this transaction took from empty to non-empty
+        #: (known after ``flush``), to announce on ``Storage.available``.
+        self.available: set[str] = set()
         self._depths: dict[str, list[int]] = {}
         self._qseq: int | None = None
         self._qseq_read: int | None = None
@@ -81,14 +91,29 @@ class Tx:
             row.qseq = self._next_qseq() if where in (Where.READY, Where.DLQ) else None
         self.db.execute(UPDATE_TASK, update_params(row))
 
+    def finish(self, row: Row, now: float) -> None:
+        """``file`` after a step that may end the task, writing the result callback it owes."""
+        self.file(row, now)
+        callback = lifecycle.callback(row.task, now=now)
+        if callback is not None:
+            self.put_callback(callback)
+
+    def put_callback(self, callback: Callback) -> None:
+        """Write an outbox entry (replacing the task's previous one)."""
+        self.db.execute(PUT_CALLBACK, (callback.task_id, callback.url, callback.attempts,
+                                       callback.due_at))
+
     def delete(self, row: Row) -> None:
         self.db.execute("DELETE FROM tasks WHERE seq = ?", (row.seq,))
         self.db.execute("DELETE FROM results WHERE task_id = ?", (row.task.id,))
+        self.db.execute("DELETE FROM outbox WHERE task_id = ?", (row.task.id,))
         self._count(row.task.command, row.where, -1)
 
     def flush(self) -> None:
         """Write the queue depth changes and the queue sequence; call once, before COMMIT."""
         for command, (ready, delayed, running, dlq) in self._depths.items():
+            if ready > 0 and self._ready_depth(command) == 0:
+                self.available.add(command)
             self.db.execute(ADD_DEPTHS, (command, ready, delayed, running, dlq))
         if self._qseq is not None and self._qseq != self._qseq_read:
             self.db.execute(WRITE_QSEQ, (self._qseq,))
@@ -99,6 +124,11 @@ class Tx:
             depths[where] += delta
         if where is Where.READY and delta > 0:
             self.ready.add(command)
+
+    def _ready_depth(self, command: str) -> int:
+        """The depth of ``command``'s ready queue before this transaction's changes."""
+        found = self.db.execute(READ_READY_DEPTH, (command,)).fetchone()
+        return int(found[0]) if found is not None else 0
 
     def _next_qseq(self) -> int:
         if self._qseq is None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 # The tests live in the package; let pytest explain their failed asserts as it does for tests/.
-pytest.register_assert_rewrite("codeq.testing.contract")
+pytest.register_assert_rewrite("codeq.testing.contract", "codeq.testing.contract_delivery")
 
 from codeq.core.config import load_settings
 from codeq.core.storage import Storage

@@ -31,8 +31,17 @@ def test_task_keys_share_the_slot_of_their_command(redis_cluster: RedisCluster,
     task_id = ids.new_id(slot)
     task = keys.TaskKeys(task_id, ids.slot_of(task_id))
     queue = keys.QueueKeys(name)
-    for key in (queue.ready, queue.idem, task.task, task.history, task.result):
+    outbox = keys.OutboxKeys(ids.slot_of(task_id))
+    for key in (queue.ready, queue.idem, task.task, task.history, task.result, outbox.due,
+                outbox.callbacks):
         assert int(command(port, "CLUSTER", "KEYSLOT", key)) == slot
+
+
+def test_subscription_keys_share_one_slot(redis_cluster: RedisCluster) -> None:
+    port = redis_cluster.nodes[0].port
+    slots = {int(command(port, "CLUSTER", "KEYSLOT", key))
+             for key in (keys.SUBSCRIPTIONS, keys.SUBSCRIPTION_EXPIRY, keys.NOTIFIED, keys.TURNS)}
+    assert len(slots) == 1
 
 
 def test_slot_tags_cover_every_slot() -> None:

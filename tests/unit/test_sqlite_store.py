@@ -3,7 +3,8 @@
 Every test uses a real database file under ``tmp_path``. ``audit`` reads the
 file with a plain sqlite3 connection and checks the invariants the store keeps:
 each task in the one queue its status calls for, and the queue depths in
-``queues`` equal to what the rows say.
+``queues`` equal to what the rows say; ``owed_and_outbox`` compares the result
+callbacks the finished tasks owe with the outbox.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from codeq_sqlite import SqliteStorage, path_of
+from codeq_sqlite import SqliteStorage, delivery, path_of, schema
 from codeq_sqlite import store as queries
 from codeq_sqlite.schema import Where
+from codeq_sqlite.tx import READ_READY_DEPTH
 
 from codeq.core.config import load_settings
-from codeq.core.domain import Outcome, ResultRecord, Status, Task
+from codeq.core.domain import DeliveryMode, Outcome, ResultRecord, Status, Subscription, Task
 from codeq.core.errors import ConfigError, StoreUnavailable
 from codeq.plugins import open_storage
 
@@ -35,12 +37,16 @@ OTHER = "unit.beta"
 ROOT = Path(__file__).parents[2]
 
 
+HOOK = "http://127.0.0.1:9/hook"
+
+
 def new_task(store: SqliteStorage, command: str = CMD, *, priority: int = 5, delay: float = 0,
-             key: str | None = None, max_attempts: int = 3, payload: object = None) -> Task:
+             key: str | None = None, max_attempts: int = 3, payload: object = None,
+             webhook: str | None = None) -> Task:
     task = Task(id=store.new_task_id(command), command=command,
                 payload={"n": 1} if payload is None else payload, priority=priority,
                 max_attempts=max_attempts, created_at=T0, updated_at=T0,
-                visible_at=T0 + delay if delay else None, idempotency_key=key)
+                visible_at=T0 + delay if delay else None, idempotency_key=key, webhook=webhook)
     task.record(T0, "created")
     return task
 
@@ -76,6 +82,18 @@ def audit(path: Path) -> Counter[tuple[str, Where]]:
                                                           Where.RUNNING, Where.DLQ)]
             assert depths == counted, (command, depths, counted)
         return held
+    finally:
+        db.close()
+
+
+def owed_and_outbox(path: Path) -> tuple[set[str], set[str]]:
+    """Ids of the finished tasks that owe a result callback, and the ids in the outbox."""
+    db = sqlite3.connect(path)
+    try:
+        owed = {task_id for (task_id,) in db.execute(
+            "SELECT id FROM tasks WHERE webhook IS NOT NULL "
+            "AND status IN ('COMPLETED', 'FAILED')")}
+        return owed, {task_id for (task_id,) in db.execute("SELECT task_id FROM outbox")}
     finally:
         db.close()
 
@@ -177,6 +195,34 @@ async def test_the_ready_order_continues_across_a_restart(tmp_path: Path) -> Non
         await store.close()
 
 
+async def test_a_file_of_the_previous_schema_version_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "codeq.db"
+    store = await opened(path)
+    task, _ = await store.create(new_task(store, webhook=HOOK), now=T0)
+    await store.close()
+    db = sqlite3.connect(path)  # as the previous release left it: its tables, version 1
+    for table in ("outbox", "subscriptions", "turns"):
+        db.execute(f"DROP TABLE {table}")
+    db.execute("PRAGMA user_version = 1")
+    db.close()
+
+    store = await opened(path)
+    try:
+        assert await store.get(task.id) == task
+        (leased,) = await store.claim([CMD], worker_id="w", lease_seconds=30, count=1, now=T0)
+        await store.complete(leased.id, lease_id=leased.lease_id, now=T0 + 1,
+                             result=ResultRecord(leased.id, Status.COMPLETED, 1, worker_id="w"))
+        assert [c.task_id for c in await store.callbacks()] == [task.id]
+        assert await store.next_turn("group:g") == 1
+    finally:
+        await store.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+    finally:
+        db.close()
+
+
 # -- several stores on one file ---------------------------------------------------------------
 async def test_two_stores_on_one_file_never_hand_out_a_task_twice(tmp_path: Path) -> None:
     path = tmp_path / "codeq.db"
@@ -226,6 +272,59 @@ async def test_a_commit_by_another_store_wakes_claims_waiting_here(tmp_path: Pat
             assert await waiter.wait(2.0)
             assert time.monotonic() - started < 1.0  # sooner than the scheduler's fallback
         assert len(await two.claim([CMD], worker_id="w", lease_seconds=30, count=1, now=T0)) == 1
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_only_the_store_that_filled_a_ready_queue_announces_it(tmp_path: Path) -> None:
+    path = tmp_path / "codeq.db"
+    one, two = await opened(path), await opened(path)
+    seen: dict[str, list[str]] = {"one": [], "two": []}
+    one.available.subscribe(seen["one"].append)
+    two.available.subscribe(seen["two"].append)
+    try:
+        # Concurrent steps are committed together; the first to fill the queue announces it.
+        await asyncio.gather(*(one.create(new_task(one), now=T0) for _ in range(10)))
+        assert seen == {"one": [CMD], "two": []}
+        leased = await two.claim([CMD], worker_id="w", lease_seconds=30, count=10, now=T0)
+        assert len(leased) == 10
+        await two.abandon(leased[0].id, worker_id="w", lease_id=leased[0].lease_id, now=T0 + 1)
+        await two.abandon(leased[1].id, worker_id="w", lease_id=leased[1].lease_id, now=T0 + 1)
+        await asyncio.sleep(3 * queries.FOREIGN_COMMIT_CHECK_SECONDS)  # one notices the commits
+        assert seen == {"one": [CMD], "two": [CMD]}
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_throttles_turns_and_outbox_takes_are_decided_once_across_stores(
+        tmp_path: Path) -> None:
+    path = tmp_path / "codeq.db"
+    one, two = await opened(path), await opened(path)
+    stores = (one, two)
+    try:
+        await one.save_subscription(Subscription(
+            id="s-1", owner="w", callback_url=HOOK, event_types=[CMD],
+            delivery_mode=DeliveryMode.GROUP, group_id="g", min_interval_seconds=5,
+            created_at=T0, expires_at=T0 + 300))
+        await one.create_many([new_task(one, webhook=HOOK) for _ in range(12)], now=T0)
+        leased = await two.claim([CMD], worker_id="w", lease_seconds=30, count=12, now=T0)
+        await asyncio.gather(*(stores[n % 2].complete(
+            task.id, lease_id=task.lease_id, now=T0 + 1,
+            result=ResultRecord(task.id, Status.COMPLETED, n, worker_id="w"))
+            for n, task in enumerate(leased)))
+        granted = await asyncio.gather(*(store.mark_notified("s-1", now=T0, min_interval_seconds=5)
+                                         for store in stores for _ in range(10)))
+        assert granted.count(True) == 1
+        turns = await asyncio.gather(*(store.next_turn("group:g") for store in stores
+                                       for _ in range(15)))
+        assert sorted(turns) == list(range(1, 31))
+        batches = await asyncio.gather(*(store.due_callbacks(now=T0 + 10, limit=4, hold_seconds=30)
+                                         for store in stores for _ in range(3)))
+        taken = [c.task_id for batch in batches for c in batch]
+        assert len(taken) == len(set(taken)) == 12
+        assert set(taken) == {task.id for task in leased}
     finally:
         await one.close()
         await two.close()
@@ -286,7 +385,9 @@ CHURN = textwrap.dedent("""
             n += 1
             batch = [Task(id=store.new_task_id("crash"), command="crash", payload={"n": n},
                           priority=n % 10, max_attempts=2, created_at=now, updated_at=now,
-                          visible_at=now + 5 if n % 3 == 0 else None) for _ in range(5)]
+                          visible_at=now + 5 if n % 3 == 0 else None,
+                          webhook="http://127.0.0.1:9/hook" if i % 2 else None)
+                     for i in range(5)]
             await store.create_many(batch, now=now)
             now += 1
             await store.promote_due(now=now, limit=100)
@@ -316,6 +417,8 @@ async def test_a_kill_9_at_any_moment_leaves_a_consistent_file(tmp_path: Path,
     proc.communicate(timeout=30)
     held = audit(path)
     assert sum(held.values()) > 0
+    owed, outbox = owed_and_outbox(path)
+    assert owed and owed == outbox, "each finished task with a webhook owes exactly one callback"
     store = await opened(path)
     try:
         stats = await store.queue_stats("crash", now=T0)
@@ -414,6 +517,11 @@ HOT_QUERIES = {
     "due count": (queries.COUNT_DUE, (CMD, T0)),
     "list by command": (queries.SELECT_LIST[True, False], (CMD, -1, 10)),
     "list by status": (queries.SELECT_LIST[False, True], ("PENDING", -1, 10)),
+    "restore": (queries.TASK_EXISTS, ("id",)),
+    "was the ready queue empty": (READ_READY_DEPTH, (CMD,)),
+    "due callbacks": (delivery.SELECT_DUE_CALLBACKS, (T0, 10)),
+    "sweep subscriptions": (delivery.SWEEP_SUBSCRIPTIONS, (T0, 10)),
+    "throttle": (delivery.MARK_NOTIFIED, (T0, "s-1", T0, 5.0)),
 }
 
 
@@ -427,5 +535,5 @@ async def test_hot_paths_use_an_index_and_no_sort(tmp_path: Path, name: str) -> 
     finally:
         db.close()
     steps = plan.split(" | ")
-    assert all("USING" in step for step in steps if "tasks" in step), plan
+    assert all("USING" in step for step in steps if step.startswith(("SCAN", "SEARCH"))), plan
     assert "TEMP B-TREE" not in plan, plan

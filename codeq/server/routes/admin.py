@@ -6,26 +6,28 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from codeq.core import models, render
+from codeq.server import schemas
 from codeq.server.deps import Caller, Svc
 from codeq.server.responses import JSON
 
 router = APIRouter(prefix="/admin", tags=["admin"])
+STATS = schemas.route(schemas.QueueStatsOut, auth=schemas.ADMIN)
 
 
-@router.get("/queues")
+@router.get("/queues", **schemas.route(schemas.QueueList, auth=schemas.ADMIN))
 async def queues(who: Caller, svc: Svc) -> Response:
     """Depths of every command's queues."""
     stats = await svc.scheduler.queues(who)
     return JSON({"queues": [render.stats(s) for s in stats]})
 
 
-@router.get("/queues/{command}")
+@router.get("/queues/{command}", **STATS)
 async def queue(command: str, who: Caller, svc: Svc) -> Response:
     """Depths of one command's queues (zeros for a command never used)."""
     return JSON(render.stats(await svc.scheduler.queue(who, command)))
 
 
-@router.get("/queues/{command}/dlq")
+@router.get("/queues/{command}/dlq", **schemas.route(schemas.TaskPage, auth=schemas.ADMIN))
 async def dlq(command: str, who: Caller, svc: Svc, limit: int = 50,
               cursor: str | None = None) -> Response:
     """Dead-lettered tasks of a command, oldest first."""
@@ -34,7 +36,8 @@ async def dlq(command: str, who: Caller, svc: Svc, limit: int = 50,
                  "nextCursor": page.next_cursor})
 
 
-@router.post("/queues/{command}/dlq/redrive")
+@router.post("/queues/{command}/dlq/redrive",
+             **schemas.route(schemas.RedriveOut, auth=schemas.ADMIN))
 async def redrive(command: str, who: Caller, svc: Svc,
                   body: models.Redrive | None = None) -> Response:
     """Move DLQ tasks (the given ids, or the oldest ``limit``) back to ready, attempts reset."""
@@ -42,19 +45,19 @@ async def redrive(command: str, who: Caller, svc: Svc,
     return JSON({"redriven": moved})
 
 
-@router.post("/queues/{command}/pause")
+@router.post("/queues/{command}/pause", **STATS)
 async def pause(command: str, who: Caller, svc: Svc) -> Response:
     """Stop handing out the command's tasks (they are still accepted)."""
     return JSON(render.stats(await svc.scheduler.set_paused(who, command, True)))
 
 
-@router.post("/queues/{command}/resume")
+@router.post("/queues/{command}/resume", **STATS)
 async def resume(command: str, who: Caller, svc: Svc) -> Response:
     """Hand out the command's tasks again."""
     return JSON(render.stats(await svc.scheduler.set_paused(who, command, False)))
 
 
-@router.post("/tasks/cleanup")
+@router.post("/tasks/cleanup", **schemas.route(schemas.CleanupOut, auth=schemas.ADMIN))
 async def cleanup(who: Caller, svc: Svc, body: models.Cleanup | None = None) -> Response:
     """Delete terminal tasks whose retention ended before ``before``."""
     body = body or models.Cleanup.model_validate({})

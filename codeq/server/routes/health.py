@@ -6,19 +6,21 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from codeq.core.errors import CodeqError
+from codeq.server import schemas
 from codeq.server.deps import Svc
 from codeq.server.responses import JSON
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", **schemas.route(schemas.Health, auth=schemas.PUBLIC))
 async def healthz() -> Response:
     """Always 200 while the process serves requests."""
     return JSON({"status": "ok"})
 
 
-@router.get("/readyz")
+@router.get("/readyz", **schemas.route(schemas.Ready, auth=schemas.PUBLIC,
+                                       errors={503: "the store does not answer"}))
 async def readyz(svc: Svc) -> Response:
     """200 when the store answers a ping, 503 otherwise."""
     try:

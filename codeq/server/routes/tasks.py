@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from codeq.core import models, render
 from codeq.core.errors import CodeqError
+from codeq.server import schemas
 from codeq.server.deps import Caller, Svc
 from codeq.server.responses import JSON
 
@@ -18,7 +19,9 @@ def error_item(exc: CodeqError) -> dict[str, object]:
     return {**exc.to_body(), "code": exc.status}
 
 
-@router.post("/tasks", status_code=202)
+@router.post("/tasks", **schemas.route(
+    schemas.TaskOut, status=202, auth=schemas.PRODUCER,
+    errors={409: "idempotencyKey already used for this command with a different payload"}))
 async def create_task(body: models.CreateTask, who: Caller, svc: Svc) -> Response:
     """Create a task (producer). Answers 202 with the task; a repeated idempotencyKey
     answers the original task."""
@@ -26,7 +29,7 @@ async def create_task(body: models.CreateTask, who: Caller, svc: Svc) -> Respons
     return JSON(render.task(task, svc.tz), status_code=202)
 
 
-@router.post("/tasks/batch")
+@router.post("/tasks/batch", **schemas.route(schemas.BatchCreated, auth=schemas.PRODUCER))
 async def create_tasks(body: models.CreateBatch, who: Caller, svc: Svc) -> Response:
     """Create up to 1000 tasks; each item succeeds or fails on its own, in input order."""
     results = await svc.scheduler.create_batch(who, body.tasks)
@@ -34,7 +37,7 @@ async def create_tasks(body: models.CreateBatch, who: Caller, svc: Svc) -> Respo
                              else {"task": render.task(r, svc.tz)} for r in results]})
 
 
-@router.get("/tasks")
+@router.get("/tasks", **schemas.route(schemas.TaskPage, auth=schemas.PRODUCER_OR_ADMIN))
 async def list_tasks(who: Caller, svc: Svc, command: str | None = None,
                      status: str | None = None, limit: int = 50,
                      cursor: str | None = None) -> Response:
@@ -45,22 +48,25 @@ async def list_tasks(who: Caller, svc: Svc, command: str | None = None,
                  "nextCursor": page.next_cursor})
 
 
-@router.get("/tasks/{task_id}")
-async def get_task(task_id: str, who: Caller, svc: Svc, history: bool = False) -> Response:
+@router.get("/tasks/{task_id}", **schemas.route(schemas.TaskOut, auth=schemas.ANY_TOKEN))
+async def get_task(task_id: schemas.TaskId, who: Caller, svc: Svc, history: bool = False) -> Response:
     """One task; ``?history=true`` adds its timeline."""
     task = await svc.scheduler.get(who, task_id)
     return JSON(render.task(task, svc.tz, history=history))
 
 
-@router.get("/tasks/{task_id}/result")
-async def get_result(task_id: str, who: Caller, svc: Svc) -> Response:
+@router.get("/tasks/{task_id}/result", **schemas.route(
+    schemas.TaskWithResult, auth=schemas.ANY_TOKEN,
+    errors={404: "unknown task, or the task has no result yet"}))
+async def get_result(task_id: schemas.TaskId, who: Caller, svc: Svc) -> Response:
     """The task and its result record; 404 while there is none."""
     task, record = await svc.scheduler.result(who, task_id)
     return JSON({"task": render.task(task, svc.tz), "result": render.result(record, svc.tz)})
 
 
-@router.post("/tasks/{task_id}/cancel")
-async def cancel_task(task_id: str, who: Caller, svc: Svc) -> Response:
+@router.post("/tasks/{task_id}/cancel", **schemas.route(
+    schemas.TaskOut, auth=schemas.PRODUCER, errors={409: "the task is already terminal"}))
+async def cancel_task(task_id: schemas.TaskId, who: Caller, svc: Svc) -> Response:
     """PENDING -> CANCELLED; IN_PROGRESS -> cancelRequested; 409 when already terminal."""
     task = await svc.scheduler.cancel(who, task_id)
     return JSON(render.task(task, svc.tz))

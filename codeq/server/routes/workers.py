@@ -17,13 +17,25 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from codeq.core import models, render
+from codeq.core.auth import Scope
 from codeq.core.domain import Task
 from codeq.core.errors import CodeqError
+from codeq.server import schemas
 from codeq.server.deps import Caller, Svc
 from codeq.server.responses import JSON
 from codeq.server.routes.tasks import error_item
 
 router = APIRouter(tags=["workers"])
+LEASE_MOVED = "the task is not IN_PROGRESS, or leaseId is not its current lease"
+
+
+def _owned(ok: type[schemas.Out], scope: Scope) -> dict[str, Any]:
+    return schemas.route(ok, auth=schemas.worker(scope, owner=True),
+                         errors={404: schemas.UNKNOWN_ID, 409: LEASE_MOVED})
+
+
+CLAIM = schemas.route(schemas.LeasedTask, auth=schemas.worker(Scope.CLAIM))
+CLAIM["responses"][204] = {"description": "nothing became ready within waitSeconds"}
 
 
 async def _disconnected(request: Request) -> None:
@@ -58,7 +70,7 @@ async def _claim(request: Request, who: Caller, svc: Svc, body: models.Claim, co
     return await _unless_disconnected(request, work)
 
 
-@router.post("/tasks/claim", responses={204: {"description": "nothing to claim"}})
+@router.post("/tasks/claim", **CLAIM)
 async def claim(request: Request, who: Caller, svc: Svc,
                 body: models.Claim | None = None) -> Response:
     """Lease the next task (200 with ``leaseId``), or 204 when none became ready in
@@ -69,7 +81,8 @@ async def claim(request: Request, who: Caller, svc: Svc,
     return JSON(render.task(tasks[0], svc.tz, lease=True))
 
 
-@router.post("/tasks/claim/batch")
+@router.post("/tasks/claim/batch",
+             **schemas.route(schemas.ClaimedBatch, auth=schemas.worker(Scope.CLAIM)))
 async def claim_batch(request: Request, who: Caller, svc: Svc,
                       body: models.ClaimBatch | None = None) -> Response:
     """Lease up to ``count`` tasks; ``{"tasks": []}`` when none became ready in ``waitSeconds``."""
@@ -78,8 +91,8 @@ async def claim_batch(request: Request, who: Caller, svc: Svc,
     return JSON({"tasks": [render.task(t, svc.tz, lease=True) for t in tasks]})
 
 
-@router.post("/tasks/{task_id}/heartbeat")
-async def heartbeat(task_id: str, who: Caller, svc: Svc,
+@router.post("/tasks/{task_id}/heartbeat", **_owned(schemas.HeartbeatOut, Scope.HEARTBEAT))
+async def heartbeat(task_id: schemas.TaskId, who: Caller, svc: Svc,
                     body: models.Heartbeat | None = None) -> Response:
     """Extend the lease; ``cancelRequested`` tells the worker to stop and abandon."""
     task = await svc.scheduler.heartbeat(who, task_id,
@@ -88,8 +101,8 @@ async def heartbeat(task_id: str, who: Caller, svc: Svc,
                  "cancelRequested": task.cancel_requested})
 
 
-@router.post("/tasks/{task_id}/abandon")
-async def abandon(task_id: str, who: Caller, svc: Svc,
+@router.post("/tasks/{task_id}/abandon", **_owned(schemas.AbandonOut, Scope.ABANDON))
+async def abandon(task_id: schemas.TaskId, who: Caller, svc: Svc,
                   body: models.Abandon | None = None) -> Response:
     """Give the task back now, attempts unchanged: ``requeued``, or ``cancelled`` when a
     cancel was requested."""
@@ -98,16 +111,16 @@ async def abandon(task_id: str, who: Caller, svc: Svc,
     return JSON({"status": outcome.value})
 
 
-@router.post("/tasks/{task_id}/nack")
-async def nack(task_id: str, who: Caller, svc: Svc,
+@router.post("/tasks/{task_id}/nack", **_owned(schemas.NackOut, Scope.NACK))
+async def nack(task_id: schemas.TaskId, who: Caller, svc: Svc,
                body: models.Nack | None = None) -> Response:
     """Retry later: ``requeued`` with the delay, ``dlq`` after maxAttempts, or ``cancelled``."""
     done = await svc.scheduler.nack(who, task_id, body or models.Nack.model_validate({}))
     return JSON({"status": done.outcome.value, "delaySeconds": done.delay_seconds})
 
 
-@router.post("/tasks/{task_id}/result")
-async def submit_result(task_id: str, body: models.SubmitResult, who: Caller,
+@router.post("/tasks/{task_id}/result", **_owned(schemas.ResultOut, Scope.RESULT))
+async def submit_result(task_id: schemas.TaskId, body: models.SubmitResult, who: Caller,
                         svc: Svc) -> Response:
     """Finish the task (COMPLETED or FAILED); re-sending the same submission answers the
     stored record."""
@@ -115,7 +128,8 @@ async def submit_result(task_id: str, body: models.SubmitResult, who: Caller,
     return JSON(render.result(record, svc.tz))
 
 
-@router.post("/tasks/batch/results")
+@router.post("/tasks/batch/results",
+             **schemas.route(schemas.BatchResultsOut, auth=schemas.worker(Scope.RESULT)))
 async def submit_results(body: models.BatchResults, who: Caller, svc: Svc) -> Response:
     """Submit up to 1000 results; each succeeds or fails on its own, in input order."""
     results = await svc.scheduler.submit_results(who, body.results)

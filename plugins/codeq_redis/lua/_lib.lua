@@ -36,10 +36,23 @@ end
 
 -- Add to a ready set; PUBLISH the command when the set was empty. A claim waits only
 -- after it saw the set empty, so the empty -> non-empty step is the one to announce.
+-- Returns 1 when the set was empty (the caller emits ``available``), else 0.
 local function add_ready(ready_key, score, id, channel, command)
   local was_empty = redis.call('ZCARD', ready_key) == 0
   redis.call('ZADD', ready_key, score, id)
-  if was_empty then redis.call('PUBLISH', channel, command) end
+  if was_empty then
+    redis.call('PUBLISH', channel, command)
+    return 1
+  end
+  return 0
+end
+
+-- codeq.core.lifecycle.callback: a task with a webhook that just ended COMPLETED or
+-- FAILED owes a callback, due now, with no attempt made yet. Tasks without one pay nothing.
+local function owe_callback(webhook, outbox_key, callbacks_key, id, now)
+  if not webhook then return end
+  redis.call('HSET', callbacks_key, id, cjson.encode({webhook, 0}))
+  redis.call('ZADD', outbox_key, now, id)
 end
 
 -- codeq.core.lifecycle.check_lease: nil when allowed, else the refusal to return.
@@ -48,6 +61,18 @@ local function check_lease(status, owner, current, worker, lease)
   if worker and owner ~= worker then return {'FORBIDDEN'} end
   if lease and lease ~= current then return {'LEASE'} end
   return nil
+end
+
+-- Write a new task: its hash from a JSON object of text values, then its history
+-- entries (ARGV[first_entry ..], JSON text each).
+local function store_task(task_key, history_key, fields_json, first_entry)
+  local fields = {}
+  for name, value in pairs(cjson.decode(fields_json)) do
+    fields[#fields + 1] = name
+    fields[#fields + 1] = value
+  end
+  redis.call('HSET', task_key, unpack(fields))
+  if #ARGV >= first_entry then redis.call('RPUSH', history_key, unpack(ARGV, first_entry)) end
 end
 
 local function dump(task_key, history_key)

@@ -8,7 +8,8 @@
 -- ARGV[8] the task hash as a JSON object of text values
 -- ARGV[9 ..] the history entries (JSON text each)
 -- Returns {'EXISTS', id} when the idempotency key is taken (nothing created),
---         {'DUPLICATE'} when the id exists, {'READY'} or {'DELAYED', head hint}.
+--         {'DUPLICATE'} when the id exists, {'DELAYED', head hint}, or
+--         {'READY', 1 when the ready set was empty before else 0}.
 local now, id, command, visible = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
 local idem = opt(ARGV[6])
 if idem then
@@ -17,18 +18,11 @@ if idem then
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'DUPLICATE'} end
 if idem then redis.call('HSET', KEYS[6], idem, id) end
-local fields = {}
-for name, value in pairs(cjson.decode(ARGV[8])) do
-  fields[#fields + 1] = name
-  fields[#fields + 1] = value
-end
-redis.call('HSET', KEYS[1], unpack(fields))
-if #ARGV >= 9 then redis.call('RPUSH', KEYS[2], unpack(ARGV, 9)) end
+store_task(KEYS[1], KEYS[2], ARGV[8], 9)
 local seq = next_seq(KEYS[7], now)
 redis.call('ZADD', KEYS[5], string.format('%.0f', seq), id)
 if visible ~= '' then
   redis.call('ZADD', KEYS[4], visible, id)
   return {'DELAYED', head_hint(KEYS[4], id)}
 end
-add_ready(KEYS[3], ready_score(ARGV[4], seq), id, ARGV[7], command)
-return {'READY'}
+return {'READY', add_ready(KEYS[3], ready_score(ARGV[4], seq), id, ARGV[7], command)}
