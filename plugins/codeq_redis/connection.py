@@ -32,6 +32,7 @@ from redis.exceptions import (
 from redis.retry import Retry
 
 from codeq.core.errors import ConfigError, StoreUnavailable
+from codeq_redis import SCHEMES
 
 SOCKET_TIMEOUT = 2.0
 CONNECT_TIMEOUT = 3.0
@@ -39,7 +40,6 @@ CONNECT_TIMEOUT = 3.0
 UNAVAILABLE = (ConnectionError, TimeoutError, BusyLoadingError, ClusterDownError, TryAgainError,
                ReadOnlyError, OSError)
 CLUSTER_SCHEME = "redis+cluster"
-SCHEMES = ("redis", "rediss", CLUSTER_SCHEME)
 
 Client = Redis | RedisCluster
 P = ParamSpec("P")

@@ -95,7 +95,7 @@ def test_entry_point_is_declared() -> None:
 
 
 def test_static_files_ship_with_the_package() -> None:
-    import codeq_dashboard
+    from codeq_dashboard import routes as codeq_dashboard
 
     names = set(codeq_dashboard.load_assets())
     assert {"index.html", "app.js", "app.css", "favicon.svg"} <= names
@@ -149,7 +149,7 @@ def test_dev_token_only_for_this_machine(server: ServerProcess) -> None:
     ("prod", "127.0.0.1", 404),
 ])
 async def test_dev_token_rules(tmp_path: Path, env: str, peer: str, status: int) -> None:
-    import codeq_dashboard
+    from codeq_dashboard import routes as codeq_dashboard
 
     app = FastAPI()
     settings = Settings.model_validate({"env": env, "dataDir": str(tmp_path)})
