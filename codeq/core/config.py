@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -134,8 +135,10 @@ class Settings(BaseModel):
         return self.env == "dev"
 
     @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+    def tz(self) -> tzinfo:
+        """The zone of rendered times; UTC as ``timezone.utc``, which renders several times
+        faster than ``ZoneInfo("UTC")`` and gives the same text."""
+        return UTC if self.timezone == "UTC" else ZoneInfo(self.timezone)
 
     @property
     def bind_host(self) -> str:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import tzinfo
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -28,10 +28,11 @@ class Services:
     scheduler: Scheduler
     subscriptions: Subscriptions
     authenticator: Authenticator
-    tz: ZoneInfo
+    tz: tzinfo
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async: FastAPI would run a plain function in a thread pool, on every request.
     found: Services = request.app.state.services
     return found
 

@@ -37,6 +37,18 @@ H = TypeVar("H", bound=Handler)
 MAX_ERROR_PAUSE = 10.0
 MAX_REPORT_PAUSE = 5.0
 MAX_REASON_CHARS = 4000
+#: Claim requests in flight at once, at most (one is round-trip bound when tasks are quick).
+#: Keep it below the client's connection limit, so results never wait behind long polls.
+CLAIMERS = 4
+
+
+def _fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed (it comes with the server's uvicorn), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 class Listener(Protocol):
@@ -84,6 +96,9 @@ class Worker:
         self._hard_stop: asyncio.Event | None = None
         self._interrupt: asyncio.Event | None = None
         self._jobs: set[asyncio.Task[None]] = set()
+        #: Slots held by claims in flight, and a signal that slots were given back.
+        self._reserved = 0
+        self._slots_freed: asyncio.Event | None = None
         self._aborts: dict[str, Callable[[str], None]] = {}
         self._threads: ThreadPoolExecutor | None = None
 
@@ -107,8 +122,9 @@ class Worker:
 
     # -- run ------------------------------------------------------------------
     def run(self) -> None:
-        """Run until SIGINT / SIGTERM (blocking)."""
-        asyncio.run(self.run_async())
+        """Run until SIGINT / SIGTERM (blocking), on uvloop when it is installed."""
+        with asyncio.Runner(loop_factory=_fast_loop_factory()) as runner:
+            runner.run(self.run_async())
 
     def stop(self, *, abandon: bool = False) -> None:
         """Ask the worker to stop (thread-safe); ``abandon`` gives in-flight tasks back now."""
@@ -135,6 +151,7 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._stopping, self._hard_stop = asyncio.Event(), asyncio.Event()
         self._interrupt = asyncio.Event()
+        self._slots_freed = asyncio.Event()
         owned = isinstance(self.client, Client)
         client = (AsyncClient.from_config(self.client.config) if isinstance(self.client, Client)
                   else self.client)
@@ -145,7 +162,7 @@ class Worker:
         # Sync handlers get one thread per slot, not the loop's small shared pool.
         self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="codeq-handler")
         try:
-            await self._claim_loop(client)
+            await self._claimers(client)
         finally:
             try:
                 await self._drain()
@@ -168,26 +185,45 @@ class Worker:
         self.listener("stopping", None, f"{sig.name}: {how}")
         self.stop(abandon=again)
 
+    async def _claimers(self, client: AsyncClient) -> None:
+        """Up to ``CLAIMERS`` claim loops; the first error of one stops them all."""
+        try:
+            async with asyncio.TaskGroup() as claimers:
+                for _ in range(min(self.concurrency, CLAIMERS)):
+                    claimers.create_task(self._claim_loop(client))
+        except ExceptionGroup as group:
+            raise group.exceptions[0] from None
+
     async def _claim_loop(self, client: AsyncClient) -> None:
+        """One of the claimers: claims for free slots while no stop was asked."""
         assert self._stopping is not None and self._interrupt is not None
-        stopping, interrupt = self._stopping, self._interrupt
+        assert self._slots_freed is not None
+        stopping, interrupt, freed = self._stopping, self._interrupt, self._slots_freed
         errors = 0
         while not stopping.is_set():
-            free = self.concurrency - len(self._jobs)
+            free = self.concurrency - len(self._jobs) - self._reserved
             if free <= 0:
-                waiter = asyncio.create_task(stopping.wait())
-                await asyncio.wait({waiter, *self._jobs}, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
+                freed.clear()
+                waiters = {asyncio.create_task(stopping.wait()), asyncio.create_task(freed.wait())}
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in waiters:
+                    waiter.cancel()
                 continue
-            # A claim is allowed to finish even when a stop arrives (a dropped
-            # answer would strand a lease); only a second stop request cuts it short.
-            claim = asyncio.create_task(self._claim(client, free))
-            hard = asyncio.create_task(interrupt.wait())
-            await asyncio.wait({claim, hard}, return_when=asyncio.FIRST_COMPLETED)
-            hard.cancel()
-            if not claim.done():
-                claim.cancel()
-                return
+            wanted = free if self.batch else 1
+            self._reserved += wanted
+            try:
+                # A claim is allowed to finish even when a stop arrives (a dropped
+                # answer would strand a lease); only a second stop request cuts it short.
+                claim = asyncio.create_task(self._claim(client, wanted))
+                hard = asyncio.create_task(interrupt.wait())
+                await asyncio.wait({claim, hard}, return_when=asyncio.FIRST_COMPLETED)
+                hard.cancel()
+                if not claim.done():
+                    claim.cancel()
+                    return
+            finally:
+                self._reserved -= wanted
+                freed.set()
             try:
                 tasks = claim.result()
             except (*TRANSIENT, TimeoutError) as exc:
@@ -215,6 +251,8 @@ class Worker:
     def _forget(self, runner: asyncio.Task[None]) -> None:
         self._jobs.discard(runner)
         self.stats.in_flight = len(self._jobs)
+        if self._slots_freed is not None:
+            self._slots_freed.set()
 
     async def _claim(self, client: AsyncClient, free: int) -> list[dict[str, Any]]:
         if self.batch and free > 1:

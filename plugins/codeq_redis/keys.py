@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import binascii
 import string
-from functools import cache
+from functools import cache, lru_cache
 
 PREFIX = "codeq"
 SLOTS = 16384
@@ -45,6 +45,7 @@ TURNS = f"{_SUBS}:turns"
 _SAFE = frozenset(string.ascii_letters + string.digits + "_.:-")
 
 
+@lru_cache(maxsize=4096)
 def escape(command: str) -> str:
     """Percent-encode everything outside the command alphabet (``{``, ``}``, ``%`` ...).
 
@@ -69,6 +70,7 @@ def hash_tag(key: str) -> str:
     return key
 
 
+@lru_cache(maxsize=4096)
 def command_slot(command: str) -> int:
     return key_slot(escape(command))
 
