@@ -42,15 +42,6 @@ MAX_REASON_CHARS = 4000
 CLAIMERS = 4
 
 
-def _fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop when it is installed (it comes with the server's uvicorn), else asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
 class Listener(Protocol):
     """Told about everything the worker does (the CLI prints it)."""
 
@@ -122,9 +113,8 @@ class Worker:
 
     # -- run ------------------------------------------------------------------
     def run(self) -> None:
-        """Run until SIGINT / SIGTERM (blocking), on uvloop when it is installed."""
-        with asyncio.Runner(loop_factory=_fast_loop_factory()) as runner:
-            runner.run(self.run_async())
+        """Run until SIGINT / SIGTERM (blocking)."""
+        asyncio.run(self.run_async())
 
     def stop(self, *, abandon: bool = False) -> None:
         """Ask the worker to stop (thread-safe); ``abandon`` gives in-flight tasks back now."""
