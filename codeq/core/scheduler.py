@@ -328,12 +328,11 @@ class Scheduler:
                               artifacts=artifacts, worker_id=worker.sub)
         if uploads:
             await self._upload(task_id, worker.sub, req.lease_id, uploads)
-        stored, new = await self.store.complete(task_id, result=record, lease_id=req.lease_id,
-                                                now=self.clock())
-        finished = await self.store.get(task_id) if new else None
-        if finished is not None:
+        stored, command = await self.store.complete(task_id, result=record,
+                                                    lease_id=req.lease_id, now=self.clock())
+        if command is not None:
             self.recorder.count(Event.COMPLETED if status is Status.COMPLETED else Event.FAILED,
-                                finished.command)
+                                command)
         return stored
 
     def _artifacts(self, task_id: str, given: Sequence[models.ArtifactIn]

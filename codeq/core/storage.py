@@ -140,11 +140,12 @@ class Storage(ABC):
 
     @abstractmethod
     async def complete(self, task_id: str, *, result: ResultRecord, lease_id: str | None,
-                       now: float) -> tuple[ResultRecord, bool]:
+                       now: float) -> tuple[ResultRecord, str | None]:
         """``lifecycle.complete`` with the stored result; stores ``result`` when new.
 
-        Returns the record and whether it was stored by this call (False for a
-        repeat of the same submission).
+        Returns the record and, when this call stored it, the task's command
+        (so callers can count it without reading the task again); None for a
+        repeat of the same submission.
         """
 
     # -- background work -------------------------------------------------

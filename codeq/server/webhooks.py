@@ -160,9 +160,10 @@ class CallbackDispatcher:
         except DeliveryFailed as exc:
             self.scheduler.recorder.count(Event.WEBHOOK_FAILED, task.command)
             if attempt < self.settings.result_webhook_max_attempts:
-                retry_at = self.scheduler.clock() + self.retry_delay(attempt)
+                pause = self.retry_delay(attempt)
+                retry_at = self.scheduler.clock() + pause
                 log.warning("result callback failed; will retry", extra={
-                    **context, "reason": str(exc), "retryInSeconds": self.retry_delay(attempt)})
+                    **context, "reason": str(exc), "retryInSeconds": pause})
             else:
                 log.error("result callback failed; giving up after %d attempts", attempt,
                           extra={**context, "reason": str(exc)})

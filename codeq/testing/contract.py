@@ -730,9 +730,9 @@ class TestComplete:
         artifacts = [Artifact("log", "https://files.example/log.txt", "text/plain"),
                      Artifact("out", "https://files.example/out.bin")]
         sent = submission(task.id, result={"answer": 42, "list": [1, None]}, artifacts=artifacts)
-        record, created = await store.complete(task.id, result=sent, lease_id=leased.lease_id,
+        record, command = await store.complete(task.id, result=sent, lease_id=leased.lease_id,
                                                now=T0 + 3)
-        assert created
+        assert command == CMD
         assert record.task_id == task.id and record.status is Status.COMPLETED
         assert record.result == {"answer": 42, "list": [1, None]} and record.error is None
         assert record.artifacts == artifacts
@@ -761,13 +761,13 @@ class TestComplete:
     async def test_the_same_submission_again_returns_the_record(self, store: Storage) -> None:
         task = await add(store)
         leased = await claim_one(store)
-        first, created = await store.complete(task.id, result=submission(task.id),
+        first, command = await store.complete(task.id, result=submission(task.id),
                                               lease_id=leased.lease_id, now=T0 + 1)
-        assert created
+        assert command == CMD
         for lease_id in (leased.lease_id, None):
-            again, created = await store.complete(task.id, result=submission(task.id),
+            again, command = await store.complete(task.id, result=submission(task.id),
                                                   lease_id=lease_id, now=T0 + 9)
-            assert not created and again == first and again.completed_at == T0 + 1
+            assert command is None and again == first and again.completed_at == T0 + 1
         assert (await stored(store, task.id)).finished_at == T0 + 1
 
     async def test_a_different_submission_conflicts(self, store: Storage) -> None:

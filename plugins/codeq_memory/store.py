@@ -282,17 +282,17 @@ class MemoryStorage(Storage):
         return entry.task.copy(), outcome
 
     async def complete(self, task_id: str, *, result: ResultRecord, lease_id: str | None,
-                       now: float) -> tuple[ResultRecord, bool]:
+                       now: float) -> tuple[ResultRecord, str | None]:
         entry = self._entry(task_id)
         stored = self._results.get(task_id)
         submitted = _copy_result(result)
         if not lifecycle.complete(entry.task, stored=stored, submitted=submitted,
                                   lease_id=lease_id, now=now):
             assert stored is not None  # complete() returns False only for a repeat
-            return _copy_result(stored), False
+            return _copy_result(stored), None
         self._results[task_id] = submitted
         self._finish(entry, now)
-        return _copy_result(submitted), True
+        return _copy_result(submitted), entry.task.command
 
     # -- background work -----------------------------------------------------
     async def promote_due(self, *, now: float, limit: int) -> list[str]:

@@ -576,7 +576,7 @@ class RedisStorage(Storage):
 
     @translate_errors
     async def complete(self, task_id: str, *, result: ResultRecord, lease_id: str | None,
-                       now: float) -> tuple[ResultRecord, bool]:
+                       now: float) -> tuple[ResultRecord, str | None]:
         command = await self._command(task_id)
         q, t, o = QueueKeys(command), self._task_keys(task_id), OutboxKeys(slot_of(task_id))
         record = replace(result, completed_at=now, artifacts=list(result.artifacts))
@@ -585,11 +585,11 @@ class RedisStorage(Storage):
             [num(now), task_id, _optional(result.worker_id), _optional(lease_id),
              result.status.value, _optional(result.error), result_json(record)])
         if reply[0] == "OK":
-            return record, True
+            return record, command
         if reply[0] == "STORED":
             stored = decode_result(reply[1])
             if lifecycle.same_submission(stored, result):
-                return stored, False
+                return stored, None
             raise Conflict(f"task {task_id} already has a result", status=reply[2])
         self._refuse(reply, task_id, lease_id)
         raise AssertionError("unreachable")

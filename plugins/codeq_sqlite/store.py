@@ -267,7 +267,7 @@ class SqliteStorage(Storage):
         return await self._write(_nack, task_id, worker_id, lease_id, delay_seconds, reason, now)
 
     async def complete(self, task_id: str, *, result: ResultRecord, lease_id: str | None,
-                       now: float) -> tuple[ResultRecord, bool]:
+                       now: float) -> tuple[ResultRecord, str | None]:
         return await self._write(_complete, task_id, _copy_result(result), lease_id, now)
 
     # -- background work ---------------------------------------------------------
@@ -491,17 +491,17 @@ def _nack(tx: Tx, task_id: str, worker_id: str | None, lease_id: str | None,
 
 
 def _complete(tx: Tx, task_id: str, submitted: ResultRecord, lease_id: str | None,
-              now: float) -> tuple[ResultRecord, bool]:
+              now: float) -> tuple[ResultRecord, str | None]:
     row = tx.load(task_id)
     found = tx.db.execute(SELECT_RESULT, (task_id,)).fetchone()
     stored = decode_result(found) if found is not None else None
     if not lifecycle.complete(row.task, stored=stored, submitted=submitted, lease_id=lease_id,
                               now=now):
         assert stored is not None  # complete() returns False only for a repeat
-        return stored, False
+        return stored, None
     tx.db.execute(INSERT_RESULT, result_params(submitted))
     tx.finish(row, now)
-    return submitted, True
+    return submitted, row.task.command
 
 
 def _promote(tx: Tx, row: Row, now: float) -> None:

@@ -44,9 +44,9 @@ async def _worker(store: RedisStorage, name: str, rng: random.Random, done: Coun
                 if roll < 0.70:
                     record = ResultRecord(task_id=task.id, status=Status.COMPLETED,
                                           result={"by": name}, worker_id=name)
-                    _, stored = await store.complete(task.id, result=record,
-                                                     lease_id=task.lease_id, now=time.time())
-                    if stored:
+                    _, command = await store.complete(task.id, result=record,
+                                                      lease_id=task.lease_id, now=time.time())
+                    if command is not None:
                         done[task.id] += 1
                 elif roll < 0.82:
                     await store.nack(task.id, worker_id=name, lease_id=task.lease_id,
