@@ -15,7 +15,13 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, 
 from pydantic.alias_generators import to_camel
 
 from codeq.core.artifacts import check_artifact_name
-from codeq.core.domain import COMMAND_PATTERN, COMMAND_REGEX, MAX_PRIORITY, MIN_PRIORITY, DeliveryMode
+from codeq.core.domain import (
+    COMMAND_PATTERN,
+    COMMAND_REGEX,
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    DeliveryMode,
+)
 from codeq.core.errors import InvalidInput
 
 MAX_BATCH = 1000

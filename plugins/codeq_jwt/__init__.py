@@ -21,8 +21,14 @@ from codeq.core.auth import TokenValidator
 from codeq.core.config import Settings
 from codeq.core.errors import ConfigError
 from codeq_jwt.jwks import KeySource, RemoteJwks, StaticKeys
-from codeq_jwt.validator import (ALGORITHMS, Claims, JwtValidator, audiences, producer_principal,
-                                 worker_principal)
+from codeq_jwt.validator import (
+    ALGORITHMS,
+    Claims,
+    JwtValidator,
+    audiences,
+    producer_principal,
+    worker_principal,
+)
 
 __all__ = ["ALGORITHMS", "JwtValidator", "RemoteJwks", "StaticKeys", "build_validators",
            "producer_jwks_url"]
