@@ -11,7 +11,7 @@ from codeq.cli.output import Format, OutputOption
 
 app = typer.Typer(help="Inspect and operate queues (admin).\n\nExample: codeq queue inspect RESIZE --dlq", no_args_is_help=True)
 
-STATS_COLUMNS = ("command", "ready", "delayed", "inProgress", "dlq", "paused")
+STATS_COLUMNS = ("command", "ready", "delayed", "inProgress", "dlq", "paused", "oldestReadyAt")
 DLQ_COLUMNS = ("id", "status", "attempts", "error", "updatedAt")
 Command = Annotated[str, typer.Argument(help="The command (event type) of the queue.",
                                         show_default=False)]

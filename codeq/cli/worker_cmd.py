@@ -46,9 +46,10 @@ class Reporter:
             style = EVENT_STYLES.get(event)
             line = escape(text)
             output.stderr.print(f"[{style}]{line}[/{style}]" if style else line)
-        else:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-            output.stderr.print(f"{stamp} {escape(text)}", soft_wrap=True)
+        else:  # plain lines: written as they are, without rich's rendering per task
+            stream = output.stderr.file
+            stream.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {text}\n")
+            stream.flush()
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -94,7 +95,8 @@ def start(
                                                  "third of it.")] = 60,
     wait_seconds: Annotated[float, typer.Option(min=0, max=30, help="Long-poll of each claim.")
                             ] = 10,
-    batch: Annotated[bool, typer.Option(help="Claim up to the free slots in one call.")] = False,
+    batch: Annotated[bool, typer.Option(
+        help="Claim up to the free slots in one call; send results in batches.")] = False,
     grace_seconds: Annotated[float, typer.Option(
         help="On SIGINT/SIGTERM, time for in-flight tasks to finish before they are abandoned.")
                              ] = 30,

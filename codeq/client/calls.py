@@ -249,7 +249,7 @@ def list_queues() -> Call[list[JSON]]:
 
 
 def get_queue(command: str) -> Call[JSON]:
-    """``GET /admin/queues/{command}``: ready, delayed, inProgress, dlq, paused."""
+    """``GET /admin/queues/{command}``: ready, delayed, inProgress, dlq, paused, oldestReadyAt."""
     return Call("GET", f"/admin/queues/{_id(command)}", _json, role="admin", idempotent=True)
 
 

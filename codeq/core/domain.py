@@ -116,12 +116,21 @@ class Task:
 
 @dataclass(slots=True, frozen=True)
 class QueueStats:
+    """Depths of one command's queues.
+
+    A delayed task whose time has come counts as ready before the promoter moves
+    it. ``oldest_ready_at`` is when the longest-waiting ready task became ready:
+    when it entered the ready queue (created, requeued, promoted, redriven), or
+    its ``visible_at`` while it waits for promotion; None when nothing is ready.
+    """
+
     command: str
     ready: int
     delayed: int
     in_progress: int
     dlq: int
     paused: bool
+    oldest_ready_at: float | None = None
 
 
 class DeliveryMode(StrEnum):

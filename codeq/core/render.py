@@ -60,6 +60,7 @@ def result(r: ResultRecord, tz: tzinfo) -> dict[str, Any]:
     }
 
 
-def stats(s: QueueStats) -> dict[str, Any]:
+def stats(s: QueueStats, tz: tzinfo) -> dict[str, Any]:
     return {"command": s.command, "ready": s.ready, "delayed": s.delayed,
-            "inProgress": s.in_progress, "dlq": s.dlq, "paused": s.paused}
+            "inProgress": s.in_progress, "dlq": s.dlq, "paused": s.paused,
+            "oldestReadyAt": timestamp(s.oldest_ready_at, tz)}

@@ -13,9 +13,10 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from pydantic import ValidationError
@@ -40,7 +41,7 @@ from codeq.core.errors import CodeqError, Conflict, Forbidden, InvalidInput, Not
 from codeq.core.events import NO_RECORDER, OUTCOME_EVENTS, Event, Recorder
 from codeq.core.lifecycle import MAX_ATTEMPTS_ERROR, check_lease
 from codeq.core.outbound import OutboundPolicy
-from codeq.core.storage import Storage
+from codeq.core.storage import Completion, Storage
 
 log = logging.getLogger("codeq.scheduler")
 
@@ -192,9 +193,8 @@ class Scheduler:
         built = [(index, t) for index, t in enumerate(out) if isinstance(t, Task)]
         if built:
             stored = await self.store.create_many([t for _, t in built], now=now)
+            self._count(Event.CREATED, [saved.command for saved, created in stored if created])
             for (index, task), (saved, created) in zip(built, stored, strict=True):
-                if created:
-                    self.recorder.count(Event.CREATED, saved.command)
                 try:
                     out[index] = self._check_replay(task, saved, created)
                 except CodeqError as exc:
@@ -269,8 +269,10 @@ class Scheduler:
                 tasks = await self.store.claim(commands, worker_id=worker.sub, lease_seconds=lease,
                                                count=count, now=self.clock())
                 if tasks:
-                    for task in tasks:
-                        self.recorder.count(Event.CLAIMED, task.command)
+                    self._count(Event.CLAIMED, [task.command for task in tasks])
+                    if len(tasks) == count:  # more may be ready: wake the next claim
+                        for command in {task.command for task in tasks}:
+                            self.store.ready.notify(command)
                     return tasks
                 # Due delayed tasks are claimable already; expired leases need a pass.
                 if await self.reap_once():
@@ -317,6 +319,17 @@ class Scheduler:
     async def submit_result(self, principal: Principal, task_id: str, req: models.SubmitResult
                             ) -> ResultRecord:
         worker = self.as_worker(principal, Scope.RESULT)
+        record = await self._result_record(worker.sub, task_id, req)
+        stored, command = await self.store.complete(task_id, result=record,
+                                                    lease_id=req.lease_id, now=self.clock())
+        if command is not None:  # None: a repeat of a stored submission
+            self.recorder.count(Event.COMPLETED if stored.status is Status.COMPLETED
+                                else Event.FAILED, command)
+        return stored
+
+    async def _result_record(self, worker_id: str, task_id: str, req: models.SubmitResult
+                             ) -> ResultRecord:
+        """The record a submission asks to store, after uploading its artifacts."""
         models.check_task_id(task_id)
         status = Status(req.status)
         if status is Status.COMPLETED and "result" not in req.model_fields_set:
@@ -324,16 +337,15 @@ class Scheduler:
         if status is Status.FAILED and not (req.error and req.error.strip()):
             raise InvalidInput("status FAILED needs a non-empty error")
         artifacts, uploads = self._artifacts(task_id, req.artifacts)
-        record = ResultRecord(task_id=task_id, status=status, result=req.result, error=req.error,
-                              artifacts=artifacts, worker_id=worker.sub)
         if uploads:
-            await self._upload(task_id, worker.sub, req.lease_id, uploads)
-        stored, command = await self.store.complete(task_id, result=record,
-                                                    lease_id=req.lease_id, now=self.clock())
-        if command is not None:
-            self.recorder.count(Event.COMPLETED if status is Status.COMPLETED else Event.FAILED,
-                                command)
-        return stored
+            await self._upload(task_id, worker_id, req.lease_id, uploads)
+        return ResultRecord(task_id=task_id, status=status, result=req.result, error=req.error,
+                            artifacts=artifacts, worker_id=worker_id)
+
+    def _count(self, event: Event, commands: Iterable[str]) -> None:
+        """Count a batch: one call per command, not per task."""
+        for command, n in Counter(commands).items():
+            self.recorder.count(event, command, n)
 
     def _artifacts(self, task_id: str, given: Sequence[models.ArtifactIn]
                    ) -> tuple[list[Artifact], dict[str, bytes]]:
@@ -400,18 +412,38 @@ class Scheduler:
 
     async def submit_results(self, principal: Principal, items: Sequence[Any]
                              ) -> list[tuple[str | None, ResultRecord | CodeqError]]:
-        self.as_worker(principal, Scope.RESULT)
-        out: list[tuple[str | None, ResultRecord | CodeqError]] = []
+        """Each item succeeds or fails on its own; the valid ones are stored in one batch."""
+        worker = self.as_worker(principal, Scope.RESULT)
+        ids: list[str | None] = []
+        answers: list[ResultRecord | CodeqError | None] = []
+        batch: list[Completion] = []
+        places: list[int] = []
         for item in items:
             task_id = item.get("taskId") if isinstance(item, dict) else None
+            ids.append(task_id if isinstance(task_id, str) else None)
             try:
-                parsed = _parse(models.BatchResultItem, item)
-                body = models.SubmitResult.model_validate(
-                    parsed.model_dump(exclude={"task_id"}, exclude_unset=True, by_alias=True))
-                out.append((task_id, await self.submit_result(principal, parsed.task_id, body)))
+                parsed = _parse(models.BatchResultItem, item)  # a SubmitResult with its id
+                record = await self._result_record(worker.sub, parsed.task_id, parsed)
             except CodeqError as exc:
-                out.append((task_id if isinstance(task_id, str) else None, exc))
-        return out
+                answers.append(exc)
+                continue
+            places.append(len(answers))
+            answers.append(None)
+            batch.append((parsed.task_id, record, parsed.lease_id))
+        done = await self.store.complete_many(batch, now=self.clock()) if batch else []
+        stored: list[tuple[ResultRecord, str]] = []
+        for place, answer in zip(places, done, strict=True):
+            if isinstance(answer, CodeqError):
+                answers[place] = answer
+            else:
+                record, command = answer
+                if command is not None:
+                    stored.append((record, command))
+                answers[place] = record
+        self._count(Event.COMPLETED, [c for r, c in stored if r.status is Status.COMPLETED])
+        self._count(Event.FAILED, [c for r, c in stored if r.status is not Status.COMPLETED])
+        # Every place is filled now: by its refusal above, or by the store's answer.
+        return list(zip(ids, cast(list[ResultRecord | CodeqError], answers), strict=True))
 
     # -- background work ----------------------------------------------------------
     async def promote_once(self) -> int:

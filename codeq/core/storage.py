@@ -29,9 +29,12 @@ them, ``StoreUnavailable`` when the store does not answer.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any, TypeAlias
 
+from codeq.core import ids
 from codeq.core.domain import (
     Callback,
     Outcome,
@@ -41,9 +44,20 @@ from codeq.core.domain import (
     Status,
     Subscription,
     Task,
-    new_id,
 )
+from codeq.core.errors import CodeqError, StoreUnavailable
 from codeq.core.wakeup import AvailabilityFeed, ReadySignal
+
+#: One result of a batch: ``(task_id, result, lease_id)``.
+Completion: TypeAlias = tuple[str, ResultRecord, str | None]
+
+
+def _item_outcome(reply: Any) -> Any:
+    """A batch item's answer or refusal; anything else (the store is down, a bug) is raised."""
+    if isinstance(reply, StoreUnavailable) or (
+            isinstance(reply, BaseException) and not isinstance(reply, CodeqError)):
+        raise reply
+    return reply
 
 
 class Storage(ABC):
@@ -74,8 +88,9 @@ class Storage(ABC):
         """Return when the store answers; raise ``StoreUnavailable`` otherwise."""
 
     def new_task_id(self, command: str) -> str:
-        """A fresh task id (a UUID). Backends may put a routing hint in it."""
-        return new_id()
+        """A fresh task id: a UUID carrying the cluster slot of ``command``
+        (``codeq.core.ids``), so the task can move to a Redis Cluster as it is."""
+        return ids.new_task_id(command)
 
     # -- producers -------------------------------------------------------
     @abstractmethod
@@ -148,6 +163,22 @@ class Storage(ABC):
         repeat of the same submission.
         """
 
+    async def complete_many(self, items: Sequence[Completion], *, now: float
+                            ) -> list[tuple[ResultRecord, str | None] | CodeqError]:
+        """``complete`` for each ``(task_id, result, lease_id)``, answers in input order.
+
+        Each item succeeds or fails on its own: a refused one (``NotFound``,
+        ``Conflict``, ``Forbidden``) has its error in its place. Only
+        ``StoreUnavailable`` fails the whole batch, so the caller can send it
+        again. This default runs the items concurrently, which a store that
+        commits concurrent writes together (SQLite) turns into a few commits;
+        stores with round trips override it to send a batch at once.
+        """
+        replies = await asyncio.gather(
+            *(self.complete(task_id, result=result, lease_id=lease_id, now=now)
+              for task_id, result, lease_id in items), return_exceptions=True)
+        return [_item_outcome(reply) for reply in replies]
+
     # -- background work -------------------------------------------------
     @abstractmethod
     async def promote_due(self, *, now: float, limit: int) -> list[str]:
@@ -182,7 +213,8 @@ class Storage(ABC):
 
     @abstractmethod
     async def queue_stats(self, command: str, *, now: float) -> QueueStats:
-        """Depths of one command's queues; zeros for a command never used."""
+        """Depths of one command's queues and when its oldest ready task became ready
+        (``QueueStats``), read without a scan of any queue; zeros for a command never used."""
 
     async def all_queue_stats(self, *, now: float) -> list[QueueStats]:
         return [await self.queue_stats(c, now=now) for c in await self.commands()]

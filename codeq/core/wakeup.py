@@ -31,13 +31,23 @@ class Waiter:
 
 
 class ReadySignal:
+    """Wakes one waiting claim per notification, the longest-waiting first.
+
+    Waking every waiter for one new task would send them all to the store for
+    one of them to win. Instead a woken claim that filled its whole count
+    passes the wake on (``notify`` again: more may be ready), and one that ends
+    without claiming (cancelled, failed) hands it to the next waiter, so no
+    ready task is left waiting for the fallback re-check.
+    """
+
     def __init__(self) -> None:
-        self._waiters: set[Waiter] = set()
+        self._waiters: dict[Waiter, None] = {}  # insertion-ordered: the oldest first
 
     def notify(self, command: str) -> None:
         for waiter in self._waiters:
             if not waiter.future.done() and (waiter.commands is None or command in waiter.commands):
                 waiter.future.set_result(None)
+                return
 
     def notify_all(self) -> None:
         for waiter in self._waiters:
@@ -48,13 +58,25 @@ class ReadySignal:
     def listen(self, commands: Iterable[str] | None) -> Iterator[Waiter]:
         """Register interest in ``commands`` (None: every command) for the ``with`` block."""
         waiter = Waiter(None if commands is None else frozenset(commands))
-        self._waiters.add(waiter)
+        self._waiters[waiter] = None
         try:
             yield waiter
+        except BaseException:
+            if waiter.future.done() and not waiter.future.cancelled():
+                self._pass_on(waiter)
+            raise
         finally:
-            self._waiters.discard(waiter)
+            self._waiters.pop(waiter, None)
             if not waiter.future.done():
                 waiter.future.cancel()
+
+    def _pass_on(self, woken: Waiter) -> None:
+        """Give a wake-up its waiter will not use to another waiter that may use it."""
+        if woken.commands is None:
+            self.notify_all()
+            return
+        for command in woken.commands:
+            self.notify(command)
 
 
 class AvailabilityFeed:

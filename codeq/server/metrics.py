@@ -7,8 +7,9 @@ Two kinds of numbers:
   ``codeq serve --workers N`` each process writes them to files in the run's
   own ``PROMETHEUS_MULTIPROC_DIR`` (set by ``serve`` before the processes
   start) and every scrape, whichever process answers it, sums all of them.
-- **Read from the store at scrape time**: queue depths per command. They are
-  the same whichever process reads them, so they need no aggregation.
+- **Read from the store at scrape time**: queue depths per command and the age
+  of each command's oldest ready task. They are the same whichever process
+  reads them, so they need no aggregation.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from prometheus_client.registry import Collector
 from starlette.responses import Response
 from starlette.types import Scope
 
+from codeq.core.domain import QueueStats
 from codeq.core.errors import CodeqError
 from codeq.core.events import Event
 from codeq.core.scheduler import Scheduler
@@ -165,8 +167,8 @@ class Snapshot:
 
 
 async def store_families(store: Storage, now: float) -> list[Metric]:
-    """Queue depths per command, the outbox backlog, and ``codeq_store_up`` (0, and
-    nothing else, when the store did not answer)."""
+    """Queue depths and oldest ready ages per command, the outbox backlog, and
+    ``codeq_store_up`` (0, and nothing else, when the store did not answer)."""
     up = GaugeMetricFamily("codeq_store_up", "1 when the store answered this scrape's reads")
     try:
         stats = await store.all_queue_stats(now=now)
@@ -183,4 +185,17 @@ async def store_families(store: Storage, now: float) -> list[Metric]:
         for queue in stats:
             gauge.add_metric([queue.command], float(getattr(queue, field)))
         families.append(gauge)
+    age = GaugeMetricFamily("codeq_oldest_ready_age_seconds",
+                            "How long the longest-waiting ready task has waited (0: none ready)",
+                            labels=["command"])
+    for queue in stats:
+        age.add_metric([queue.command], oldest_ready_age(queue, now))
+    families.append(age)
     return families
+
+
+def oldest_ready_age(stats: QueueStats, now: float) -> float:
+    """Seconds since the oldest ready task became ready; 0 when none is (or clocks disagree)."""
+    if stats.oldest_ready_at is None:
+        return 0.0
+    return max(0.0, now - stats.oldest_ready_at)

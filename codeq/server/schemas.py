@@ -175,6 +175,8 @@ class QueueStatsOut(Out):
     in_progress: int = Field(ge=0)
     dlq: int = Field(ge=0)
     paused: bool
+    oldest_ready_at: Timestamp | None = Field(
+        description="when the longest-waiting ready task became ready; null when none is ready")
 
 
 class QueueList(Out):

@@ -30,7 +30,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -51,8 +51,8 @@ from codeq.core.storage import Storage
 
 __all__ = [
     "TestAbandon", "TestCancel", "TestClaim", "TestCleanup", "TestComplete", "TestConcurrency",
-    "TestCreate", "TestDeadLetterQueue", "TestDelayed", "TestHeartbeat", "TestLeaseExpiry",
-    "TestListTasks", "TestNack", "TestOrdering", "TestPause", "TestQueueStats",
+    "TestCreate", "TestDeadLetterQueue", "TestDelayed", "TestForeignIds", "TestHeartbeat",
+    "TestLeaseExpiry", "TestListTasks", "TestNack", "TestOrdering", "TestPause", "TestQueueStats",
     "TestReadySignal", "TestTimeline", "TestUnknownTask",
 ]
 
@@ -149,6 +149,18 @@ async def counts(store: Storage, command: str = CMD, *, now: float = T0) -> tupl
     """(ready, delayed, in progress, dlq) of ``command``."""
     s = await store.queue_stats(command, now=now)
     return s.ready, s.delayed, s.in_progress, s.dlq
+
+
+def to_the_millisecond(stats: QueueStats) -> QueueStats:
+    """``stats`` with ``oldest_ready_at`` rounded to the millisecond: a store may keep it to
+    10 microseconds (a sequence number), and the suite's times are whole seconds."""
+    if stats.oldest_ready_at is None:
+        return stats
+    return replace(stats, oldest_ready_at=round(stats.oldest_ready_at, 3))
+
+
+async def oldest_ready_at(store: Storage, command: str = CMD, *, now: float) -> float | None:
+    return to_the_millisecond(await store.queue_stats(command, now=now)).oldest_ready_at
 
 
 async def all_tasks(store: Storage, *, command: str | None = None, status: Status | None = None,
@@ -826,6 +838,33 @@ class TestComplete:
                                      now=T0 + 2)
             assert await store.get_result(task.id) is None
 
+    async def test_a_batch_answers_each_item_on_its_own(self, store: Storage) -> None:
+        for _ in range(4):
+            await add(store)
+        first, second, other, third = await claim(store, count=4)
+        await store.complete(second.id, result=submission(second.id), lease_id=None, now=T0 + 1)
+        missing = store.new_task_id(CMD)
+        failed = submission(third.id, status=Status.FAILED, error="bad input")
+        answers = await store.complete_many(
+            [(first.id, submission(first.id, result={"n": 1}), first.lease_id),
+             (second.id, submission(second.id), None),
+             (missing, submission(missing), None),
+             (other.id, submission(other.id, STRANGER), None),
+             (third.id, failed, third.lease_id)], now=T0 + 2)
+        assert len(answers) == 5
+        assert isinstance(answers[0], tuple)
+        record, command = answers[0]
+        assert command == CMD and record.result == {"n": 1} and record.completed_at == T0 + 2
+        assert await store.get_result(first.id) == record
+        assert answers[1] == (await store.get_result(second.id), None)
+        assert isinstance(answers[2], NotFound) and isinstance(answers[3], Forbidden)
+        assert isinstance(answers[4], tuple)
+        record, command = answers[4]
+        assert command == CMD and record.status is Status.FAILED
+        assert (await stored(store, third.id)).status is Status.FAILED
+        assert (await stored(store, other.id)).status is Status.IN_PROGRESS
+        assert await store.complete_many([], now=T0 + 3) == []
+
 
 @asyncio_test
 class TestCancel:
@@ -1034,19 +1073,56 @@ class TestQueueStats:
         await store.cancel(running.id, now=T0 + 5)  # still running, cancel requested
         await add(store, OTHER, now=T0 + 6)
         await store.set_paused(OTHER, True)
-        cmd = QueueStats(CMD, ready=2, delayed=1, in_progress=1, dlq=1, paused=False)
-        other = QueueStats(OTHER, ready=1, delayed=0, in_progress=0, dlq=0, paused=True)
-        assert await store.queue_stats(CMD, now=T0 + 10) == cmd
-        assert await store.queue_stats(OTHER, now=T0 + 10) == other
+        cmd = QueueStats(CMD, ready=2, delayed=1, in_progress=1, dlq=1, paused=False,
+                         oldest_ready_at=T0 + 4)
+        other = QueueStats(OTHER, ready=1, delayed=0, in_progress=0, dlq=0, paused=True,
+                           oldest_ready_at=T0 + 6)
+        assert to_the_millisecond(await store.queue_stats(CMD, now=T0 + 10)) == cmd
+        assert to_the_millisecond(await store.queue_stats(OTHER, now=T0 + 10)) == other
         assert await store.commands() == [CMD, OTHER]
         every = await store.all_queue_stats(now=T0 + 10)
-        assert sorted(every, key=lambda s: s.command) == [cmd, other]
+        assert sorted(map(to_the_millisecond, every), key=lambda s: s.command) == [cmd, other]
 
     async def test_a_command_never_used_is_all_zeros(self, store: Storage) -> None:
         await add(store)
         assert await store.queue_stats("contract.never", now=T0) == QueueStats(
             "contract.never", ready=0, delayed=0, in_progress=0, dlq=0, paused=False)
         assert await store.commands() == [CMD]
+
+    async def test_the_oldest_ready_task_is_the_earliest_ready_whatever_its_priority(
+            self, store: Storage) -> None:
+        assert await oldest_ready_at(store, now=T0) is None
+        urgent = await add(store, priority=9, now=T0 + 1)
+        await add(store, priority=0, now=T0 + 2)
+        await add(store, priority=5, now=T0 + 3)
+        assert await oldest_ready_at(store, now=T0 + 4) == T0 + 1
+        assert (await claim_one(store, now=T0 + 4)).id == urgent.id
+        assert await oldest_ready_at(store, now=T0 + 4) == T0 + 2  # not the priority 5 one
+        assert [to_the_millisecond(s).oldest_ready_at
+                for s in await store.all_queue_stats(now=T0 + 4)] == [T0 + 2]
+        await claim(store, now=T0 + 5, count=2)
+        assert await oldest_ready_at(store, now=T0 + 5) is None
+        assert await counts(store, now=T0 + 5) == (0, 0, 3, 0)
+
+    async def test_a_delayed_task_counts_once_its_time_has_come(self, store: Storage) -> None:
+        await add(store, delay=10, now=T0)
+        assert await oldest_ready_at(store, now=T0 + 9) is None
+        assert await oldest_ready_at(store, now=T0 + 11) == T0 + 10  # due, not yet promoted
+        assert await store.promote_due(now=T0 + 12, limit=10) == [CMD]
+        assert await oldest_ready_at(store, now=T0 + 13) == T0 + 12  # in the ready queue since
+
+    async def test_a_requeued_task_counts_from_its_requeue(self, store: Storage) -> None:
+        await add(store, now=T0)
+        leased = await claim_one(store, now=T0 + 1)
+        await store.nack(leased.id, worker_id=WORKER, lease_id=leased.lease_id,
+                         delay_seconds=0, reason="retry", now=T0 + 5)
+        assert await oldest_ready_at(store, now=T0 + 6) == T0 + 5
+        await add(store, OTHER, now=T0 + 7, max_attempts=1)
+        await store.nack((await claim_one(store, [OTHER], now=T0 + 7)).id, worker_id=WORKER,
+                         lease_id=None, delay_seconds=0, reason="boom", now=T0 + 8)
+        assert await oldest_ready_at(store, OTHER, now=T0 + 9) is None  # dead-lettered
+        assert await store.redrive(OTHER, ids=None, limit=10, now=T0 + 20) == 1
+        assert await oldest_ready_at(store, OTHER, now=T0 + 21) == T0 + 20
 
     async def test_commands_are_remembered_after_cleanup(self, store: Storage) -> None:
         task = await add(store, OTHER)
@@ -1309,6 +1385,66 @@ class TestUnknownTask:
         }
         with pytest.raises(NotFound):
             await calls[call]()
+
+
+# -- ids another store made --------------------------------------------------------------------
+FOREIGN_HOOK = "http://receiver.test/foreign"
+
+
+async def restore_foreign(store: Storage, command: str = CMD, **fields: Any) -> Task:
+    """A new PENDING task as an older store made it, with a random (version 4) UUID id,
+    restored as a migration does: ids never change."""
+    task = make_task(store, command, **fields)
+    task.id = str(uuid.uuid4())
+    assert await store.restore(task, None)
+    return task
+
+
+@asyncio_test
+class TestForeignIds:
+    """A task restored with an id this store would not make lives a full life by that id."""
+
+    async def test_from_ready_to_cleaned_up(self, store: Storage) -> None:
+        task = await restore_foreign(store, webhook=FOREIGN_HOOK, key="foreign-key")
+        assert await stored(store, task.id) == task
+        again, created = await store.create(make_task(store, key="foreign-key"), now=T0)
+        assert not created and again.id == task.id
+        leased = await claim_one(store)
+        assert leased.id == task.id
+        beat = await store.heartbeat(task.id, worker_id=WORKER, lease_id=leased.lease_id,
+                                     lease_seconds=60, now=T0 + 1)
+        assert beat.lease_until == T0 + 61
+        _, outcome = await store.nack(task.id, worker_id=WORKER, lease_id=leased.lease_id,
+                                      delay_seconds=0, reason="again", now=T0 + 2)
+        assert outcome is Outcome.REQUEUED
+        record = await complete(store, await claim_one(store, now=T0 + 3), now=T0 + 4)
+        assert await store.get_result(task.id) == record
+        [callback] = await store.due_callbacks(now=T0 + 5, limit=10, hold_seconds=30)
+        assert (callback.task_id, callback.url) == (task.id, FOREIGN_HOOK)
+        assert await store.callback_attempted(task.id, attempts=0, retry_at=T0 + 6)
+        assert [c.attempts for c in await store.callbacks()] == [1]
+        assert await store.cleanup(finished_before=T0 + 5, limit=10, command=None) == [task.id]
+        assert await store.get(task.id) is None
+        assert await store.get_result(task.id) is None
+        assert await store.callbacks() == []
+        with pytest.raises(NotFound):
+            await store.cancel(task.id, now=T0 + 7)
+
+    async def test_cancel_abandon_expiry_and_the_dlq(self, store: Storage) -> None:
+        cancelled = await restore_foreign(store, OTHER)
+        dead = await restore_foreign(store, max_attempts=1)
+        assert (await store.cancel(cancelled.id, now=T0)).status is Status.CANCELLED
+        leased = await claim_one(store, [CMD])
+        await store.abandon(dead.id, worker_id=WORKER, lease_id=leased.lease_id, now=T0 + 1)
+        leased = await claim_one(store, [CMD], now=T0 + 2)
+        [expired] = await store.expired_leases(now=T0 + 2 + LEASE, limit=10)
+        assert expired.id == dead.id
+        outcome = await store.expire_lease(dead.id, lease_id=expired.lease_id or "",
+                                           delay_seconds=0, now=T0 + 2 + LEASE)
+        assert outcome is Outcome.DLQ
+        assert [t.id for t in (await store.dlq(CMD, limit=10, cursor=None)).tasks] == [dead.id]
+        assert await store.redrive(CMD, ids=[dead.id], limit=10, now=T0 + 40) == 1
+        assert (await claim_one(store, [CMD], now=T0 + 41)).id == dead.id
 
 
 # -- many workers at once ---------------------------------------------------------------------

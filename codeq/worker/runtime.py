@@ -23,12 +23,13 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from codeq.client import AsyncClient, Client
 from codeq.client.errors import TRANSIENT, ApiError, Conflict, Forbidden, NotFound
 from codeq.worker.job import Job, parse_time
 from codeq.worker.outcomes import Abandon, Fail, Leave, Retry
+from codeq.worker.results import ResultBatcher
 from codeq.worker.stats import Stats
 
 Handler = Callable[[Job], Any]
@@ -92,6 +93,7 @@ class Worker:
         self._slots_freed: asyncio.Event | None = None
         self._aborts: dict[str, Callable[[str], None]] = {}
         self._threads: ThreadPoolExecutor | None = None
+        self._results: ResultBatcher | None = None
 
     # -- set up ------------------------------------------------------------
     def handler(self, command: str | None = None) -> Callable[[H], H]:
@@ -145,6 +147,7 @@ class Worker:
         owned = isinstance(self.client, Client)
         client = (AsyncClient.from_config(self.client.config) if isinstance(self.client, Client)
                   else self.client)
+        self._results = ResultBatcher(client) if self.batch else None
         signals = (signal.SIGINT, signal.SIGTERM)
         if handle_signals and threading.current_thread() is threading.main_thread():
             for sig in signals:
@@ -280,40 +283,48 @@ class Worker:
 
     async def _process(self, client: AsyncClient, job: Job) -> None:
         lease = self.lease_seconds or max(1.0, job.lease_until - time.time())
-        aborted = asyncio.Event()
+        run = asyncio.create_task(self._invoke(job))
         why: list[str] = []
 
         def abort(reason: str) -> None:
             why.append(reason)
             job.cancelled.set()
-            aborted.set()
+            run.cancel()
 
         self._aborts[job.id] = abort
-        beat = asyncio.create_task(self._heartbeat(client, job, lease, abort))
+        # Most handlers finish before the first heartbeat is due: start one only then.
+        beats: list[asyncio.Task[None]] = []
+        due = asyncio.get_running_loop().call_later(
+            self._beat_interval(lease),
+            lambda: beats.append(asyncio.create_task(self._heartbeat(client, job, lease, abort))))
         try:
-            run = asyncio.create_task(self._invoke(job))
-            stop = asyncio.create_task(aborted.wait())
-            await asyncio.wait({run, stop}, return_when=asyncio.FIRST_COMPLETED)
-            stop.cancel()
-            if not run.done():
-                run.cancel()
-                reason = why[0] if why else "worker stopping"
-                if reason.startswith("lease lost"):
-                    self.listener("lost", job, reason)
+            try:
+                outcome = await run
+            except asyncio.CancelledError:
+                if not why:  # this job itself is being cancelled
+                    raise
+                if why[0].startswith("lease lost"):
+                    self.listener("lost", job, why[0])
                     return
-                await self._finish(client, job, Abandon(), reason)
+                await self._finish(client, job, Abandon(), why[0])
                 return
-            exc = run.exception()
-            await self._finish(client, job, exc if exc is not None else run.result(), None)
+            except Exception as exc:  # noqa: BLE001 -- a failing handler means a retry
+                outcome = exc
+            await self._finish(client, job, outcome, None)
         finally:
             self._aborts.pop(job.id, None)
-            beat.cancel()
+            due.cancel()
+            for beat in beats:
+                beat.cancel()
+
+    @staticmethod
+    def _beat_interval(lease: float) -> float:
+        return max(0.5, lease / 3)
 
     async def _heartbeat(self, client: AsyncClient, job: Job, lease: float,
                          abort: Callable[[str], None]) -> None:
-        interval = max(0.5, lease / 3)
+        """Extend the lease now, then every third of it, until told to stop."""
         while True:
-            await asyncio.sleep(interval)
             try:
                 answer = await client.heartbeat(job.id, extend_seconds=lease,
                                                 lease_id=job.lease_id)
@@ -322,11 +333,12 @@ class Worker:
                 return
             except ApiError as exc:
                 self.listener("error", job, f"heartbeat failed: {exc}")
-                continue
-            job.lease_until = parse_time(answer.get("leaseUntil")) or job.lease_until
-            if answer.get("cancelRequested"):
-                abort("cancel requested")
-                return
+            else:
+                job.lease_until = parse_time(answer.get("leaseUntil")) or job.lease_until
+                if answer.get("cancelRequested"):
+                    abort("cancel requested")
+                    return
+            await asyncio.sleep(self._beat_interval(lease))
 
     async def _finish(self, client: AsyncClient, job: Job, outcome: Any,
                       reason: str | None) -> None:
@@ -363,8 +375,8 @@ class Worker:
             return (lambda: client.abandon(job.id, lease_id=lease_id), "abandoned",
                     reason or str(outcome) or "abandoned by the handler")
         if isinstance(outcome, Fail):
-            return (lambda: client.submit_result(job.id, "FAILED", error=outcome.error,
-                                                 lease_id=lease_id), "failed", outcome.error)
+            return (self._result(client, job, "FAILED", error=outcome.error), "failed",
+                    outcome.error)
         if isinstance(outcome, BaseException):
             if isinstance(outcome, Retry):
                 text, delay = outcome.reason, outcome.delay_seconds
@@ -378,5 +390,15 @@ class Worker:
         except (TypeError, ValueError) as exc:
             text = f"the handler's result is not JSON: {exc}"
             return (lambda: client.nack(job.id, reason=text, lease_id=lease_id), "retried", text)
-        return (lambda: client.submit_result(job.id, "COMPLETED", result=outcome,
-                                             lease_id=lease_id), "completed", "")
+        return self._result(client, job, "COMPLETED", result=outcome), "completed", ""
+
+    def _result(self, client: AsyncClient, job: Job, status: Literal["COMPLETED", "FAILED"],
+                **fields: Any) -> Callable[[], Awaitable[Any]]:
+        """How to submit a result: with the next batch when claiming in batches."""
+        batcher = self._results
+        if batcher is None:
+            return lambda: client.submit_result(job.id, status, lease_id=job.lease_id, **fields)
+        item = {"taskId": job.id, "status": status, **fields}
+        if job.lease_id:
+            item["leaseId"] = job.lease_id
+        return lambda: batcher.submit(item)

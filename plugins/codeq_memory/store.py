@@ -57,6 +57,7 @@ class Queue:
     """One command's queues. ``finished`` holds every terminal task, dead-lettered ones too."""
 
     ready: LazyHeap  # key (-priority, token): priority desc, then the order tasks became ready
+    arrivals: LazyHeap  # the same tasks, key updated_at: when each became ready
     delayed: LazyHeap  # key visible_at
     dlq: OrderedLog  # by the token of the dead-letter placement: oldest first
     finished: LazyHeap  # key finished_at, for cleanup
@@ -80,6 +81,16 @@ def _decode(prefix: str, cursor: str | None) -> int:
 
 def _copy_result(record: ResultRecord) -> ResultRecord:
     return dataclasses.replace(record, artifacts=[dataclasses.replace(a) for a in record.artifacts])
+
+
+def _oldest_ready_at(queue: Queue, now: float) -> float | None:
+    """The earliest arrival in the ready queue, or the earliest due delayed task's time."""
+    times: list[float] = []
+    if (arrived := queue.arrivals.peek()) is not None:
+        times.append(arrived[0])
+    if (due := queue.delayed.peek()) is not None and due[0] <= now:
+        times.append(due[0])
+    return min(times, default=None)
 
 
 class MemoryStorage(Storage):
@@ -112,7 +123,8 @@ class MemoryStorage(Storage):
         queue = self._queues.get(command)
         if queue is None:
             queue = self._queues[command] = Queue(
-                ready=LazyHeap(self._holds), delayed=LazyHeap(self._holds),
+                ready=LazyHeap(self._holds), arrivals=LazyHeap(self._holds),
+                delayed=LazyHeap(self._holds),
                 dlq=OrderedLog(self._holds), finished=LazyHeap(self._holds))
         return queue
 
@@ -135,6 +147,7 @@ class MemoryStorage(Storage):
             entry.where = Where.READY
             was_empty = queue.ready.size == 0
             queue.ready.push((-task.priority, token), token, task.id)
+            queue.arrivals.push(task.updated_at, token, task.id)
             if was_empty:
                 self.available.emit(task.command)
             return True
@@ -156,6 +169,7 @@ class MemoryStorage(Storage):
         entry.token = 0
         if entry.where is Where.READY:
             queue.ready.discard()
+            queue.arrivals.discard()
         elif entry.where is Where.DELAYED:
             queue.delayed.discard()
         elif entry.where is Where.RUNNING:
@@ -361,7 +375,8 @@ class MemoryStorage(Storage):
         due = queue.delayed.count_upto(now)
         return QueueStats(command=command, ready=queue.ready.size + due,
                           delayed=queue.delayed.size - due, in_progress=queue.running,
-                          dlq=queue.dlq.size, paused=queue.paused)
+                          dlq=queue.dlq.size, paused=queue.paused,
+                          oldest_ready_at=_oldest_ready_at(queue, now))
 
     async def dlq(self, command: str, *, limit: int, cursor: str | None) -> Page:
         after = _decode(DLQ_CURSOR, cursor)

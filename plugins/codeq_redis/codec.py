@@ -12,6 +12,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from codeq.core.domain import (
     Artifact,
     BackoffSpec,
@@ -31,12 +33,28 @@ def num(value: float) -> str:
 
 def dumps(value: Any) -> str:
     """Compact JSON; UTF-8 text is kept as is (scripts pass it through untouched)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # a lone surrogate or an integer beyond 64 bits
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def dumps_ascii(value: Any) -> str:
-    """JSON for user values (payloads, results): escaped to ASCII, so any string survives."""
-    return json.dumps(value, separators=(",", ":"))
+    """JSON for user values (payloads, results): UTF-8, or escaped to ASCII when a string
+    is not valid UTF-8 (a lone surrogate from a ``\\ud800`` escape), so any string survives."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, separators=(",", ":"))
+
+
+def loads(text: str | bytes) -> Any:
+    """The value of stored JSON (the standard library reads what orjson refuses: escaped
+    lone surrogates)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def history_entry(entry: HistoryEntry) -> str:
@@ -79,12 +97,12 @@ def _float(fields: dict[str, str], name: str) -> float | None:
 
 def decode_task(fields: dict[str, str], history: Sequence[str]) -> Task:
     backoff = fields.get("backoff")
-    policy = json.loads(backoff) if backoff is not None else None
-    entries = [json.loads(item) for item in history]
+    policy = loads(backoff) if backoff is not None else None
+    entries = [loads(item) for item in history]
     return Task(
         id=fields["id"],
         command=fields["command"],
-        payload=json.loads(fields["payload"]),
+        payload=loads(fields["payload"]),
         priority=int(fields["priority"]),
         max_attempts=int(fields["max_attempts"]),
         created_at=float(fields["created_at"]),
@@ -127,7 +145,7 @@ def result_json(record: ResultRecord) -> str:
 
 
 def decode_result(text: str) -> ResultRecord:
-    data = json.loads(text)
+    data = loads(text)
     return ResultRecord(
         task_id=data["taskId"],
         status=Status(data["status"]),
@@ -146,7 +164,7 @@ def callback_json(callback: Callback) -> str:
 
 
 def decode_callback(task_id: str, data: str, due_at: float) -> Callback:
-    url, attempts = json.loads(data)
+    url, attempts = loads(data)
     return Callback(task_id=task_id, url=url, attempts=int(attempts), due_at=due_at)
 
 
@@ -165,7 +183,7 @@ def subscription_json(subscription: Subscription) -> str:
 
 
 def decode_subscription(text: str, expires_at: float) -> Subscription:
-    data = json.loads(text)
+    data = loads(text)
     return Subscription(
         id=data["id"],
         owner=data["owner"],

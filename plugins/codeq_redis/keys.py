@@ -5,9 +5,10 @@ Two kinds of hash tag keep each script's keys in one cluster slot:
 - queue keys of a command carry the command itself: ``codeq:{GENERATE}:ready``;
 - task keys carry a *slot tag*, a short string (``@1234``) chosen so that it
   hashes to the same slot as the command's tag. The slot is written into the
-  task id (``codeq_redis.ids``), so ``codeq:{@1234}:t:<id>`` is found from the
+  task id (``codeq.core.ids``), so ``codeq:{@1234}:t:<id>`` is found from the
   id alone and still lives next to its command's queues. The result-callback
-  outbox is kept per slot the same way (``OutboxKeys``).
+  outbox is kept per slot the same way (``OutboxKeys``). Where a task whose id
+  carries no slot lives is resolved by ``codeq_redis.ids.TaskSlots``.
 
 Subscriptions are not per command: they all live in one slot, ``{@subs}``
 (``@`` never occurs in a command name, so no command shares the tag).
@@ -15,12 +16,11 @@ Subscriptions are not per command: they all live in one slot, ``{@subs}``
 
 from __future__ import annotations
 
-import binascii
-import string
-from functools import cache, lru_cache
+from functools import cache
+
+from codeq.core.ids import SLOTS, command_tag, key_slot
 
 PREFIX = "codeq"
-SLOTS = 16384
 #: Pub/sub channel; messages are command names that just got ready work.
 READY_CHANNEL = f"{PREFIX}:ready"
 #: Set of every command ever used or paused.
@@ -41,23 +41,9 @@ SUBSCRIPTION_EXPIRY = f"{_SUBS}:expiry"
 NOTIFIED = f"{_SUBS}:notified"
 #: Hash group key -> the last turn handed out.
 TURNS = f"{_SUBS}:turns"
-
-_SAFE = frozenset(string.ascii_letters + string.digits + "_.:-")
-
-
-@lru_cache(maxsize=4096)
-def escape(command: str) -> str:
-    """Percent-encode everything outside the command alphabet (``{``, ``}``, ``%`` ...).
-
-    Valid command names pass unchanged; anything else cannot open or close a
-    hash tag, and the mapping stays one-to-one because ``%`` is escaped too.
-    """
-    return "".join(c if c in _SAFE else "".join(f"%{b:02X}" for b in c.encode()) for c in command)
-
-
-def key_slot(tag: str) -> int:
-    """The Redis Cluster slot of a hash tag (CRC16/XMODEM mod 16384)."""
-    return binascii.crc_hqx(tag.encode(), 0) % SLOTS
+#: Hash task id -> slot (decimal) of each task restored into a cluster with an id
+#: that carries no slot (``codeq_redis.ids.TaskSlots``).
+FOREIGN_IDS = f"{PREFIX}:foreign-ids"
 
 
 def hash_tag(key: str) -> str:
@@ -68,11 +54,6 @@ def hash_tag(key: str) -> str:
         if end > start + 1:
             return key[start + 1:end]
     return key
-
-
-@lru_cache(maxsize=4096)
-def command_slot(command: str) -> int:
-    return key_slot(escape(command))
 
 
 @cache
@@ -111,7 +92,7 @@ class QueueKeys:
     )
 
     def __init__(self, command: str) -> None:
-        base = f"{PREFIX}:{{{escape(command)}}}"
+        base = f"{PREFIX}:{{{command_tag(command)}}}"
         self.command = command
         self.ready = f"{base}:ready"        # zset id -> (9 - priority) * TIER + seq
         self.delayed = f"{base}:delayed"    # zset id -> visible_at

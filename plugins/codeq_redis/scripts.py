@@ -17,10 +17,14 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
-from codeq.core.domain import HISTORY_LIMIT
+from codeq.core.domain import HISTORY_LIMIT, MAX_PRIORITY, MIN_PRIORITY
 
 #: Width of one priority tier in a ready-set score (see ``_lib.lua``).
 TIER = 900_000_000_000_000
+#: Priority tiers of a ready set: tier ``9 - priority`` holds the tasks of that priority.
+TIERS = MAX_PRIORITY - MIN_PRIORITY + 1
+#: Units per second of a ready-set sequence: ``next_seq`` in ``_lib.lua`` counts 10 µs steps.
+SEQ_PER_SECOND = 100_000
 NAMES = ("create", "claim", "heartbeat", "requeue", "complete", "cancel", "promote", "redrive",
          "cleanup", "index_lower", "restore", "outbox_take", "outbox_attempted", "outbox_put",
          "subscription_save", "subscription_renew", "subscription_delete",

@@ -32,8 +32,10 @@ from codeq.core.domain import (
     Task,
     new_id,
 )
-from codeq.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from codeq.core.storage import Storage
+from codeq.core.errors import CodeqError, Conflict, Forbidden, InvalidInput, NotFound
+from codeq.core.ids import command_slot, hinted_slot, key_slot
+from codeq.core.ids import new_task_id as new_hinted_id
+from codeq.core.storage import Completion, Storage
 from codeq_redis.codec import (
     callback_json,
     decode_callback,
@@ -49,8 +51,7 @@ from codeq_redis.codec import (
     task_fields,
 )
 from codeq_redis.connection import Client, Target, translate_errors
-from codeq_redis.ids import new_id as new_hinted_id
-from codeq_redis.ids import slot_of
+from codeq_redis.ids import TaskSlots, remember
 from codeq_redis.keys import (
     COMMANDS,
     DELAYED_INDEX,
@@ -64,13 +65,11 @@ from codeq_redis.keys import (
     OutboxKeys,
     QueueKeys,
     TaskKeys,
-    command_slot,
     hash_tag,
-    key_slot,
     slot_tag,
 )
 from codeq_redis.listener import ReadyListener
-from codeq_redis.scripts import Scripts
+from codeq_redis.scripts import SEQ_PER_SECOND, TIER, TIERS, Scripts
 
 #: Extra ready candidates passed to a claim script beyond what it should take, so that a
 #: claim racing another one still finds work without a second peek.
@@ -82,6 +81,8 @@ PROMOTE_ON_CLAIM = 100
 #: process that died between a transition and its index update).
 RESCAN_SECONDS = 30.0
 SCRIPT_BATCH = 500
+#: Replies per command of ``RedisStorage._stats_calls``.
+STATS_REPLIES = 7 + TIERS
 #: One step of the Lua sequence (``next_seq``: 10 µs units).
 RESTORE_STEP = 1e-5
 COMMAND_CACHE = 65536
@@ -120,6 +121,7 @@ class RedisStorage(Storage):
         self._outbox_registered: set[int] = set()
         self._known: set[str] = set()
         self._command_of: dict[str, str] = {}
+        self._slots = TaskSlots(cluster=self.cluster, limit=COMMAND_CACHE)
         self._rescanned = float("-inf")
 
     @property
@@ -166,7 +168,7 @@ class RedisStorage(Storage):
         await self.client.ping()
 
     def new_task_id(self, command: str) -> str:
-        return new_hinted_id(command_slot(command))
+        return new_hinted_id(command)
 
     # -- helpers -------------------------------------------------------------------
     async def _run(self, name: str, keys: list[str], args: list[str]) -> Any:
@@ -214,18 +216,22 @@ class RedisStorage(Storage):
         for command in commands:
             self.available.emit(command)
 
-    def _task_keys(self, task_id: str) -> TaskKeys:
-        return TaskKeys(task_id, slot_of(task_id))
+    def _task_keys(self, task_id: str, command: str | None = None) -> TaskKeys:
+        """Pass the task's command when known; without it a foreign id on a cluster must
+        have been ``_slots.resolve``d first."""
+        return TaskKeys(task_id, self._slots.slot(task_id, command))
+
+    def _outbox_keys(self, task_id: str, command: str | None = None) -> OutboxKeys:
+        return OutboxKeys(self._slots.slot(task_id, command))
 
     def _remember(self, task_id: str, command: str) -> None:
-        if len(self._command_of) >= COMMAND_CACHE:
-            del self._command_of[next(iter(self._command_of))]
-        self._command_of[task_id] = command
+        remember(self._command_of, task_id, command, COMMAND_CACHE)
 
     async def _command(self, task_id: str) -> str:
         """The command of a task (immutable, so cached); NotFound for an unknown id."""
         command = self._command_of.get(task_id)
         if command is None:
+            await self._slots.resolve(self.client, [task_id])
             command = cast(str | None,
                            await self.client.hget(self._task_keys(task_id).task, "command"))
             if command is None:
@@ -267,7 +273,8 @@ class RedisStorage(Storage):
         """Commands of the tasks, and the outbox slot of each that has a webhook."""
         tasks = list(tasks)
         await self._register((t.command for t in tasks),
-                             (slot_of(t.id) for t in tasks if t.webhook is not None))
+                             (self._slots.slot(t.id, t.command) for t in tasks
+                              if t.webhook is not None))
 
     async def _lower(self, index: str, command: str, score: Any) -> None:
         if score is not None:
@@ -276,6 +283,7 @@ class RedisStorage(Storage):
     async def _read_tasks(self, task_ids: Sequence[str]) -> list[Task | None]:
         if not task_ids:
             return []
+        await self._slots.resolve(self.client, task_ids)
         pipe = self.client.pipeline(transaction=False)
         for task_id in task_ids:
             keys = self._task_keys(task_id)
@@ -303,15 +311,19 @@ class RedisStorage(Storage):
         raise RuntimeError(f"unexpected script reply {reply!r}")
 
     # -- producers -----------------------------------------------------------------
-    def _check_slot(self, task: Task) -> None:
-        """On a cluster a task's keys must share its command's slot, so its id must say so."""
-        if self.cluster and slot_of(task.id) != command_slot(task.command):
+    def _check_slot(self, task: Task, *, restoring: bool = False) -> None:
+        """On a cluster a task's keys must share its command's slot: an id with a slot hint
+        must carry that one, and an id without one comes only from a restore, which records
+        its place (``TaskSlots.record``)."""
+        if not self.cluster or (restoring and hinted_slot(task.id) is None):
+            return
+        if hinted_slot(task.id) != command_slot(task.command):
             raise InvalidInput(f"task id {task.id} does not carry the cluster slot of command "
                                f"{task.command}; ids must come from new_task_id")
 
     def _create_call(self, task: Task, now: float) -> tuple[str, list[str], list[str]]:
         self._check_slot(task)
-        q, t = QueueKeys(task.command), self._task_keys(task.id)
+        q, t = QueueKeys(task.command), self._task_keys(task.id, task.command)
         delayed = task.visible_at is not None and task.visible_at > now
         args = [num(now), task.id, task.command, str(task.priority),
                 num(task.visible_at) if delayed and task.visible_at is not None else "",
@@ -365,12 +377,14 @@ class RedisStorage(Storage):
 
     @translate_errors
     async def get_result(self, task_id: str) -> ResultRecord | None:
+        await self._slots.resolve(self.client, [task_id])
         text = cast(str | None, await self.client.get(self._task_keys(task_id).result))
         return None if text is None else decode_result(text)
 
     @translate_errors
     async def cancel(self, task_id: str, *, now: float) -> Task:
-        q, t = QueueKeys(await self._command(task_id)), self._task_keys(task_id)
+        command = await self._command(task_id)
+        q, t = QueueKeys(command), self._task_keys(task_id, command)
         reply = await self._run("cancel", [t.task, t.history, q.ready, q.delayed, q.done],
                                 [num(now), task_id])
         if reply[0] == "STATE":
@@ -456,7 +470,7 @@ class RedisStorage(Storage):
         q = QueueKeys(command)
         keys, args = [q.ready, q.leases, q.paused], [num(now), worker_id, lease_until, str(take)]
         for task_id in candidates:
-            t = self._task_keys(task_id)
+            t = self._task_keys(task_id, command)
             keys += [t.task, t.history]
             args += [task_id, new_id()]
         return "claim", keys, args
@@ -523,7 +537,7 @@ class RedisStorage(Storage):
     async def heartbeat(self, task_id: str, *, worker_id: str | None, lease_id: str | None,
                         lease_seconds: float, now: float) -> Task:
         command = await self._command(task_id)
-        q, t = QueueKeys(command), self._task_keys(task_id)
+        q, t = QueueKeys(command), self._task_keys(task_id, command)
         reply = await self._run("heartbeat", [t.task, t.history, q.leases],
                                 [num(now), task_id, _optional(worker_id), _optional(lease_id),
                                  num(now + lease_seconds)])
@@ -536,9 +550,9 @@ class RedisStorage(Storage):
                        lease_id: str | None, delay_seconds: float, reason: str | None,
                        now: float) -> tuple[Task, Outcome] | None:
         command = await self._command(task_id)
-        q, t = QueueKeys(command), self._task_keys(task_id)
+        q, t = QueueKeys(command), self._task_keys(task_id, command)
         visible = num(now + delay_seconds) if delay_seconds > 0 else ""
-        o = OutboxKeys(slot_of(task_id))
+        o = self._outbox_keys(task_id, command)
         reply = await self._run(
             "requeue", [t.task, t.history, q.leases, q.ready, q.delayed, q.dlq, q.done, q.seq,
                         o.due, o.callbacks],
@@ -578,12 +592,66 @@ class RedisStorage(Storage):
     async def complete(self, task_id: str, *, result: ResultRecord, lease_id: str | None,
                        now: float) -> tuple[ResultRecord, str | None]:
         command = await self._command(task_id)
-        q, t, o = QueueKeys(command), self._task_keys(task_id), OutboxKeys(slot_of(task_id))
+        record, call = self._complete_call(task_id, command, result, lease_id, now)
+        return self._completed(task_id, command, result, record, lease_id,
+                               await self._run(*call))
+
+    @translate_errors
+    async def complete_many(self, items: Sequence[Completion], *, now: float
+                            ) -> list[tuple[ResultRecord, str | None] | CodeqError]:
+        """One pipelined round trip of ``complete.lua`` calls (after one for unknown ids)."""
+        commands = await self._commands_of([task_id for task_id, _, _ in items])
+        out: list[tuple[ResultRecord, str | None] | CodeqError] = []
+        pending: list[tuple[int, str, ResultRecord, ResultRecord, str | None]] = []
+        calls: list[tuple[str, list[str], list[str]]] = []
+        for task_id, result, lease_id in items:
+            if task_id not in commands:
+                out.append(NotFound(f"no task with id {task_id}"))
+                continue
+            record, call = self._complete_call(task_id, commands[task_id], result, lease_id, now)
+            pending.append((len(out), task_id, result, record, lease_id))
+            calls.append(call)
+            out.append((record, None))  # until the script's reply says
+        replies: list[Any] = []
+        for start in range(0, len(calls), SCRIPT_BATCH):
+            replies += await self._run_many(calls[start:start + SCRIPT_BATCH])
+        for (i, task_id, result, record, lease_id), reply in zip(pending, replies, strict=True):
+            try:
+                out[i] = self._completed(task_id, commands[task_id], result, record, lease_id,
+                                         reply)
+            except CodeqError as exc:
+                out[i] = exc
+        return out
+
+    async def _commands_of(self, task_ids: Sequence[str]) -> dict[str, str]:
+        """The commands of the tasks that exist, in one round trip for ids not cached."""
+        known = {i: self._command_of[i] for i in task_ids if i in self._command_of}
+        unknown = [i for i in dict.fromkeys(task_ids) if i not in known]
+        if unknown:
+            await self._slots.resolve(self.client, unknown)
+            pipe = self.client.pipeline(transaction=False)
+            for task_id in unknown:
+                pipe.hget(self._task_keys(task_id).task, "command")
+            for task_id, command in zip(unknown, await pipe.execute(), strict=True):
+                if command is not None:
+                    self._remember(task_id, command)
+                    known[task_id] = command
+        return known
+
+    def _complete_call(self, task_id: str, command: str, result: ResultRecord,
+                       lease_id: str | None, now: float
+                       ) -> tuple[ResultRecord, tuple[str, list[str], list[str]]]:
+        q, t = QueueKeys(command), self._task_keys(task_id, command)
+        o = self._outbox_keys(task_id, command)
         record = replace(result, completed_at=now, artifacts=list(result.artifacts))
-        reply = await self._run(
+        return record, (
             "complete", [t.task, t.history, t.result, q.leases, q.done, o.due, o.callbacks],
             [num(now), task_id, _optional(result.worker_id), _optional(lease_id),
              result.status.value, _optional(result.error), result_json(record)])
+
+    def _completed(self, task_id: str, command: str, result: ResultRecord, record: ResultRecord,
+                   lease_id: str | None, reply: Any) -> tuple[ResultRecord, str | None]:
+        """``complete``'s answer from the script's reply."""
         if reply[0] == "OK":
             return record, command
         if reply[0] == "STORED":
@@ -600,7 +668,7 @@ class RedisStorage(Storage):
         q = QueueKeys(command)
         keys, args = [q.delayed, q.ready, q.seq], [num(now), READY_CHANNEL, command]
         for task_id in due:
-            t = self._task_keys(task_id)
+            t = self._task_keys(task_id, command)
             keys += [t.task, t.history]
             args.append(task_id)
         moved, head, became_ready = await self._run("promote", keys, args)
@@ -717,10 +785,12 @@ class RedisStorage(Storage):
             for start in range(0, len(victims), SCRIPT_BATCH):
                 keys, args = [q.done, q.all, q.idem, q.dlq], [num(finished_before)]
                 for task_id in victims[start:start + SCRIPT_BATCH]:
-                    t, o = self._task_keys(task_id), OutboxKeys(slot_of(task_id))
+                    t, o = self._task_keys(task_id, name), self._outbox_keys(task_id, name)
                     keys += [t.task, t.history, t.result, o.due, o.callbacks]
                     args.append(task_id)
-                deleted += await self._run("cleanup", keys, args)
+                gone = await self._run("cleanup", keys, args)
+                await self._slots.forget(self.client, gone)
+                deleted += gone
         return deleted
 
     # -- operators -----------------------------------------------------------------------
@@ -729,6 +799,8 @@ class RedisStorage(Storage):
         return await self._all_commands()
 
     def _stats_calls(self, pipe: Any, command: str, now: float) -> None:
+        """``STATS_REPLIES`` reads: the depths and the paused flag (six), the head of the
+        delayed set, the head of each priority tier of the ready set."""
         q = QueueKeys(command)
         pipe.zcard(q.ready)
         pipe.zcount(q.delayed, "-inf", num(now))
@@ -736,17 +808,27 @@ class RedisStorage(Storage):
         pipe.zcard(q.leases)
         pipe.zcard(q.dlq)
         pipe.exists(q.paused)
+        pipe.zrange(q.delayed, 0, 0, withscores=True)
+        for tier in range(TIERS):
+            pipe.zrangebyscore(q.ready, tier * TIER, f"({(tier + 1) * TIER}", start=0, num=1,
+                               withscores=True)
 
     @staticmethod
-    def _stats(command: str, r: Sequence[int]) -> QueueStats:
+    def _stats(command: str, r: Sequence[Any], now: float) -> QueueStats:
+        """The replies of ``_stats_calls``. A ready score's sequence says when the task
+        entered the set (``next_seq``); a due delayed task counts from its visibility."""
+        arrivals = [(score - tier * TIER) / SEQ_PER_SECOND
+                    for tier, head in enumerate(r[7:]) for _, score in head]
+        due = [score for _, score in r[6] if score <= now]
         return QueueStats(command=command, ready=r[0] + r[1], delayed=r[2] - r[1],
-                          in_progress=r[3], dlq=r[4], paused=bool(r[5]))
+                          in_progress=r[3], dlq=r[4], paused=bool(r[5]),
+                          oldest_ready_at=min(arrivals + due, default=None))
 
     @translate_errors
     async def queue_stats(self, command: str, *, now: float) -> QueueStats:
         pipe = self.client.pipeline(transaction=False)
         self._stats_calls(pipe, command, now)
-        return self._stats(command, await pipe.execute())
+        return self._stats(command, await pipe.execute(), now)
 
     @translate_errors
     async def all_queue_stats(self, *, now: float) -> list[QueueStats]:
@@ -757,7 +839,8 @@ class RedisStorage(Storage):
         for name in names:
             self._stats_calls(pipe, name, now)
         r = await pipe.execute()
-        return [self._stats(name, r[6 * i:6 * i + 6]) for i, name in enumerate(names)]
+        return [self._stats(name, r[STATS_REPLIES * i:STATS_REPLIES * (i + 1)], now)
+                for i, name in enumerate(names)]
 
     @translate_errors
     async def dlq(self, command: str, *, limit: int, cursor: str | None) -> Page:
@@ -783,12 +866,12 @@ class RedisStorage(Storage):
             chosen = list(dict.fromkeys(ids))
             if self.cluster:  # an id of another slot cannot be in this DLQ
                 slot = command_slot(command)
-                chosen = [i for i in chosen if slot_of(i) == slot]
+                chosen = [i for i in chosen if self._slots.slot(i, command) == slot]
         moved, became_ready = 0, False
         for start in range(0, len(chosen), SCRIPT_BATCH):
             keys, args = [q.dlq, q.ready, q.done, q.seq], [num(now), READY_CHANNEL, command]
             for task_id in chosen[start:start + SCRIPT_BATCH]:
-                t = self._task_keys(task_id)
+                t = self._task_keys(task_id, command)
                 keys += [t.task, t.history]
                 args.append(task_id)
             batch_moved, batch_became_ready = await self._run("redrive", keys, args)
@@ -911,7 +994,8 @@ class RedisStorage(Storage):
     @translate_errors
     async def callback_attempted(self, task_id: str, *, attempts: int,
                                  retry_at: float | None) -> bool:
-        o = OutboxKeys(slot_of(task_id))
+        await self._slots.resolve(self.client, [task_id])
+        o = self._outbox_keys(task_id)
         return bool(await self._run("outbox_attempted", [o.due, o.callbacks],
                                     [task_id, str(attempts),
                                      "" if retry_at is None else num(retry_at)]))
@@ -944,7 +1028,8 @@ class RedisStorage(Storage):
 
     @translate_errors
     async def restore_callback(self, callback: Callback) -> None:
-        slot = slot_of(callback.task_id)
+        await self._slots.resolve(self.client, [callback.task_id])
+        slot = self._slots.slot(callback.task_id)
         await self._register((), [slot])
         o = OutboxKeys(slot)
         await self._run("outbox_put", [o.due, o.callbacks],
@@ -972,18 +1057,22 @@ class RedisStorage(Storage):
     @translate_errors
     async def restore_many(self, items: Sequence[tuple[Task, ResultRecord | None]]
                            ) -> list[bool]:
-        """``restore`` scripts in pipelined batches, in order."""
+        """``restore`` scripts in pipelined batches, in order. On a cluster an id without a
+        slot hint is placed in its command's slot and recorded in the foreign-id index first."""
         for task, _ in items:
-            self._check_slot(task)
-        await self._register_tasks(task for task, _ in items)
+            self._check_slot(task, restoring=True)
+        taken = await self._slots.record(self.client, [(t.id, t.command) for t, _ in items])
+        fresh = [(task, result) for task, result in items if task.id not in taken]
+        await self._register_tasks(task for task, _ in fresh)
         calls = [self._restore_call(task, result, num(self._restore_clock()))
-                 for task, result in items]
-        out: list[bool] = []
+                 for task, result in fresh]
+        restored: list[bool] = []
         for start in range(0, len(calls), SCRIPT_BATCH):
             replies = await self._run_many(calls[start:start + SCRIPT_BATCH])
-            for (task, _), reply in zip(items[start:start + SCRIPT_BATCH], replies, strict=True):
-                out.append(await self._restored(task, reply))
-        return out
+            for (task, _), reply in zip(fresh[start:start + SCRIPT_BATCH], replies, strict=True):
+                restored.append(await self._restored(task, reply))
+        answers = iter(restored)
+        return [task.id not in taken and next(answers) for task, _ in items]
 
     def _restore_clock(self) -> float:
         """The wall clock, but strictly later (by a sequence step, 10 µs) than the last
@@ -994,7 +1083,7 @@ class RedisStorage(Storage):
     def _restore_call(self, task: Task, result: ResultRecord | None, now: str
                       ) -> tuple[str, list[str], list[str]]:
         queue, score = self._placement(task)
-        q, t = QueueKeys(task.command), self._task_keys(task.id)
+        q, t = QueueKeys(task.command), self._task_keys(task.id, task.command)
         return ("restore", [t.task, t.history, t.result, q.ready, q.delayed, q.leases, q.dlq,
                             q.done, q.all, q.idem, q.seq],
                 [now, task.id, queue, score, str(task.priority), _optional(task.idempotency_key),

@@ -28,6 +28,8 @@ from typing import Any, TypeVar
 
 from codeq.core import lifecycle
 from codeq.core.domain import (
+    MAX_PRIORITY,
+    MIN_PRIORITY,
     Callback,
     Outcome,
     Page,
@@ -97,7 +99,16 @@ SELECT_LIST = {
 }
 SELECT_DEPTHS = "SELECT command, paused, ready, delayed, in_progress, dlq FROM queues"
 SELECT_DEPTHS_OF = SELECT_DEPTHS + " WHERE command = ?"
-COUNT_DUE = "SELECT count(*) FROM tasks WHERE queue = 1 AND command = ? AND visible_at <= ?"
+#: How many of a command's delayed tasks are due, and the earliest time among them.
+COUNT_DUE = ("SELECT count(*), min(visible_at) FROM tasks WHERE queue = 1 AND command = ? "
+             "AND visible_at <= ?")
+#: When the task that entered a command's ready queue first (lowest ``qseq``) did so: the head
+#: of each priority, one ``tasks_ready`` seek each, then the earliest of those.
+OLDEST_ARRIVAL = (
+    "WITH levels(level) AS (VALUES "
+    + ", ".join(f"({level})" for level in range(MIN_PRIORITY, MAX_PRIORITY + 1))
+    + ") SELECT min((SELECT updated_at FROM tasks WHERE queue = 0 AND command = ?1 "
+    "AND priority = level ORDER BY qseq LIMIT 1)) FROM levels")
 SET_PAUSED = ("INSERT INTO queues (command, paused) VALUES (?, ?) "
               "ON CONFLICT (command) DO UPDATE SET paused = excluded.paused")
 
@@ -106,11 +117,15 @@ def _copy_result(record: ResultRecord) -> ResultRecord:
     return dataclasses.replace(record, artifacts=[dataclasses.replace(a) for a in record.artifacts])
 
 
-def _stats(row: tuple[Any, ...], due: int) -> QueueStats:
-    """Depths from a ``queues`` row; ``due`` delayed tasks already count as ready."""
+def _stats(db: sqlite3.Connection, row: tuple[Any, ...], now: float) -> QueueStats:
+    """Stats from a ``queues`` row; delayed tasks already due count as ready."""
     command, paused, ready, delayed, in_progress, dlq = row
+    due, first_due = db.execute(COUNT_DUE, (command, now)).fetchone()
+    arrived = db.execute(OLDEST_ARRIVAL, (command,)).fetchone()[0] if ready else None
     return QueueStats(command=command, ready=ready + due, delayed=delayed - due,
-                      in_progress=in_progress, dlq=dlq, paused=bool(paused))
+                      in_progress=in_progress, dlq=dlq, paused=bool(paused),
+                      oldest_ready_at=min((t for t in (arrived, first_due) if t is not None),
+                                          default=None))
 
 
 class SqliteStorage(Storage):
@@ -549,11 +564,11 @@ def _queue_stats(db: sqlite3.Connection, command: str, now: float) -> QueueStats
     found = db.execute(SELECT_DEPTHS_OF, (command,)).fetchone()
     if found is None:
         return QueueStats(command=command, ready=0, delayed=0, in_progress=0, dlq=0, paused=False)
-    return _stats(found, db.execute(COUNT_DUE, (command, now)).fetchone()[0])
+    return _stats(db, found, now)
 
 
 def _all_queue_stats(db: sqlite3.Connection, now: float) -> list[QueueStats]:
-    return [_stats(found, db.execute(COUNT_DUE, (found[0], now)).fetchone()[0])
+    return [_stats(db, found, now)
             for found in db.execute(SELECT_DEPTHS + " ORDER BY command").fetchall()]
 
 

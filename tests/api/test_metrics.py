@@ -1,9 +1,11 @@
-"""``GET /metrics`` of a real server: exact counters, store depths, route templates,
+"""``GET /metrics`` of a real server: exact counters, store depths and ages, route templates,
 the switch that turns it off, and counters summed over ``codeq serve --workers 2``."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -18,6 +20,9 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 TASK_COUNTERS = ("created", "claimed", "completed", "failed", "nacked", "dead_lettered",
                  "lease_expired", "redriven", "cancelled")
 DEPTHS = ("ready", "delayed", "in_progress", "dlq")
+AGE = "codeq_oldest_ready_age_seconds"
+#: Seconds the first task of the age test waits before anything else happens.
+AGE_WAIT = 0.3
 
 
 def scrape(base_url: str) -> Samples:
@@ -130,6 +135,30 @@ def test_counters_and_depths_follow_every_transition(server: ServerProcess,
                if name == "codeq_http_request_duration_seconds_bucket"
                and ("route", "/v1/codeq/tasks") in labels and ("status", "202") in labels]
     assert buckets and max(buckets) == requests_of(after, "POST", "/v1/codeq/tasks", 202)
+
+
+def test_the_oldest_ready_age_counts_until_the_oldest_task_is_claimed(
+        server: ServerProcess, producer: httpx.Client, worker: httpx.Client,
+        admin: httpx.Client, command: str) -> None:
+    assert value(scrape(server.base_url), AGE, command=command) is None  # a command never used
+    started = time.time()
+    oldest = create(producer, command, "oldest")
+    time.sleep(AGE_WAIT)
+    create(producer, command, "urgent", priority=9)
+    ready_at = datetime.fromisoformat(
+        admin.get(f"/admin/queues/{command}").json()["oldestReadyAt"]).timestamp()
+    assert started <= ready_at <= started + AGE_WAIT
+    age = value(scrape(server.base_url), AGE, command=command)
+    assert age is not None and AGE_WAIT <= age <= time.time() - started
+
+    first = claim(worker, command)  # the priority 9 task: the oldest one still waits
+    assert first is not None and first["payload"] == "urgent"
+    age = value(scrape(server.base_url), AGE, command=command)
+    assert age is not None and AGE_WAIT <= age <= time.time() - started
+    second = claim(worker, command)
+    assert second is not None and second["id"] == oldest["id"]
+    assert value(scrape(server.base_url), AGE, command=command) == 0
+    assert admin.get(f"/admin/queues/{command}").json()["oldestReadyAt"] is None
 
 
 def test_metrics_enabled_false_is_404(tmp_path: Path) -> None:

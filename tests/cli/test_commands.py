@@ -65,7 +65,7 @@ def test_queue_admin_commands_and_ack_modes(cli: Cli, api: Api) -> None:
     assert code == 0 and "retried" in err
     queues = cli.json("queue", "list")["queues"]
     assert {"command": "OPS", "ready": 0, "delayed": 0, "inProgress": 0, "dlq": 1,
-            "paused": False} in queues
+            "paused": False, "oldestReadyAt": None} in queues
     assert cli.json("queue", "inspect", "OPS")["dlq"] == 1
     dlq = cli.json("queue", "inspect", "OPS", "--dlq")
     assert [t["id"] for t in dlq["tasks"]] == [doomed["id"]]

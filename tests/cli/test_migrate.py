@@ -1,8 +1,10 @@
-"""``codeq admin migrate``: a round trip sqlite -> redis -> sqlite keeps every task, result,
-subscription, pending callback and pause flag; an interrupted copy completes when run again.
+"""``codeq admin migrate``: a round trip sqlite -> redis (one server, or a cluster) -> sqlite
+keeps every task, with its id, result, subscription, pending callback and pause flag; an
+interrupted copy completes when run again.
 
 The source is filled through the storage contract itself (batch creates, then claims,
 results, nacks, abandons and cancels), so its tasks are in states real traffic produces.
+Some of its ids are random UUIDs, as older versions of the stores made them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+import uuid
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,17 +25,28 @@ from typer.testing import CliRunner
 
 from codeq.cli.main import app
 from codeq.core.config import load_settings
-from codeq.core.domain import (Artifact, BackoffSpec, DeliveryMode, ResultRecord, Status,
-                               Subscription, Task)
+from codeq.core.domain import (
+    Artifact,
+    BackoffSpec,
+    DeliveryMode,
+    ResultRecord,
+    Status,
+    Subscription,
+    Task,
+)
 from codeq.core.migrate import Phase, Progress, migrate, pages
 from codeq.core.storage import Storage
 from codeq.plugins import open_storage
-from codeq.testing.redis_server import RedisServer
+from codeq.testing.providers import PROVIDERS
 from tests.cli.conftest import CODEQ, cli_env
 
 #: Tasks of the round trip. The issue's must-show is 50,000
 #: (``CODEQ_TEST_MIGRATE_TASKS=50000``); the default keeps the suite within its time budget.
 TASKS = int(os.environ.get("CODEQ_TEST_MIGRATE_TASKS", "5000"))
+#: Tasks of the round trip through a Redis Cluster.
+CLUSTER_TASKS = 400
+#: Every how many tasks one gets a random (version 4) UUID, an id with no cluster slot.
+FOREIGN_EVERY = 6
 #: Seconds one ``codeq admin migrate`` of ``TASKS`` may take, generously.
 MIGRATE_TIMEOUT = 60 + TASKS / 50
 COMMANDS = ("MIG.render", "MIG.mail", "MIG.report", "MIG.held")
@@ -58,7 +72,8 @@ async def in_batches(calls: Sequence[Any]) -> None:
 
 def new_task(store: Storage, i: int, now: float) -> Task:
     command = COMMANDS[i % len(COMMANDS)]
-    task = Task(id=store.new_task_id(command), command=command,
+    foreign = i % FOREIGN_EVERY == 2
+    task = Task(id=str(uuid.uuid4()) if foreign else store.new_task_id(command), command=command,
                 payload=[{"i": i, "text": "żółw ✓"}, None, 1.5, "x" * (i % 50)][i % 4],
                 priority=i % 10, max_attempts=1 if i % 9 == 0 else 3, created_at=now + i * 1e-4,
                 updated_at=now + i * 1e-4,
@@ -135,32 +150,35 @@ def run_migrate(tmp: Path, source: str, target: str) -> tuple[subprocess.Complet
     return done, report
 
 
-@pytest.fixture(scope="module")
-def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with RedisServer.start(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
+@pytest.mark.parametrize(("scheme", "tasks"), [("redis", TASKS),
+                                               ("redis+cluster", CLUSTER_TASKS)])
 @pytest.mark.timeout(60 + 3 * MIGRATE_TIMEOUT)
-async def test_round_trip_sqlite_redis_sqlite(tmp_path: Path, redis: RedisServer) -> None:
+async def test_round_trip_sqlite_redis_sqlite(tmp_path: Path, scheme: str, tasks: int) -> None:
+    async with PROVIDERS[scheme](tmp_path) as redis_url:
+        await round_trip(tmp_path, redis_url, tasks)
+
+
+async def round_trip(tmp_path: Path, redis_url: str, tasks: int) -> None:
     now = time.time()
     first, back = f"sqlite:///{tmp_path / 'first.db'}", f"sqlite:///{tmp_path / 'back.db'}"
     async with opened(first) as source:
-        await fill(source, TASKS, now)
+        await fill(source, tasks, now)
         before = await snapshot(source, now)
     statuses = {s.value for s in Status}
     assert {t.status.value for t in before["tasks"]} == statuses
     assert any(t.dead_lettered for t in before["tasks"])
     assert any(t.cancel_requested and t.status is Status.IN_PROGRESS for t in before["tasks"])
     assert before["callbacks"] and len(before["subscriptions"]) == 5
+    foreign = {t.status for t in before["tasks"] if uuid.UUID(t.id).version == 4}
+    assert len(foreign) > 3, "foreign ids in many states"
 
-    for source_url, target_url in ((first, redis.url), (redis.url, back)):
+    for source_url, target_url in ((first, redis_url), (redis_url, back)):
         done, report = run_migrate(tmp_path, source_url, target_url)
         assert done.returncode == 0, done.stderr
-        assert report["copied"] == TASKS and report["already_there"] == 0
+        assert report["copied"] == tasks and report["already_there"] == 0
         assert report["verified"] and report["paused"] == [PAUSED]
         assert report["callbacks"] == len(before["callbacks"])
-        assert sum(report["statuses"].values()) == TASKS
+        assert sum(report["statuses"].values()) == tasks
         assert "verified: the target's counts" in done.stderr
 
     async with opened(back) as copy:

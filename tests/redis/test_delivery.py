@@ -7,11 +7,11 @@ import time
 
 import pytest
 from codeq_redis import RedisStorage
-from codeq_redis.ids import slot_of
-from codeq_redis.keys import OUTBOX_SLOTS, command_slot
+from codeq_redis.keys import OUTBOX_SLOTS
 
 from codeq.core.domain import ResultRecord, Status, Task
 from codeq.core.errors import InvalidInput
+from codeq.core.ids import command_slot, hinted_slot, new_hinted_id
 from codeq.testing.redis_server import RedisCluster, RedisServer
 from tests.redis.conftest import OpenStore, new_task
 
@@ -64,7 +64,7 @@ async def test_a_webhook_registers_its_outbox_before_any_outcome(
     task = new_task(a, "hooked", time.time())
     task.webhook = HOOK
     await a.create(task, now=time.time())
-    assert await a.client.sismember(OUTBOX_SLOTS, str(slot_of(task.id)))
+    assert await a.client.sismember(OUTBOX_SLOTS, str(hinted_slot(task.id)))
     # b never saw a task with a webhook, yet the entry its script writes is found.
     [leased] = await b.claim(["hooked"], worker_id="w", lease_seconds=30, count=1,
                              now=time.time())
@@ -97,15 +97,16 @@ async def test_callbacks_are_taken_oldest_first_across_shards_by_several_process
     assert await a.outbox_size() == 11
 
 
-async def test_a_cluster_restores_only_ids_that_carry_their_commands_slot(
+async def test_a_cluster_refuses_ids_that_carry_another_slot(
         open_store: OpenStore, redis_cluster: RedisCluster) -> None:
     store = await open_store(redis_cluster.url)
     now = time.time()
-    foreign = new_task(store, "restored", now)
-    foreign.id = "4f7c1c3e-0000-4000-8000-000000000001"  # a v4 id, as another backend makes
-    assert slot_of(foreign.id) != command_slot("restored")
+    misplaced = new_task(store, "restored", now)
+    misplaced.id = new_hinted_id((command_slot("restored") + 1) % 16384)
     with pytest.raises(InvalidInput):
-        await store.restore(foreign, None)
+        await store.restore(misplaced, None)
+    with pytest.raises(InvalidInput):
+        await store.create(misplaced, now=now)
     hinted = new_task(store, "restored", now)
     assert await store.restore(hinted, None)
     assert not await store.restore(hinted, None)

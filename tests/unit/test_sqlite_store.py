@@ -515,6 +515,7 @@ HOT_QUERIES = {
     "cleanup of a command": (queries.SELECT_FINISHED_OF, (CMD, T0, 10)),
     "idempotency": (queries.SELECT_IDEMPOTENT, (CMD, "k")),
     "due count": (queries.COUNT_DUE, (CMD, T0)),
+    "oldest ready": (queries.OLDEST_ARRIVAL, (CMD,)),
     "list by command": (queries.SELECT_LIST[True, False], (CMD, -1, 10)),
     "list by status": (queries.SELECT_LIST[False, True], ("PENDING", -1, 10)),
     "restore": (queries.TASK_EXISTS, ("id",)),
@@ -534,6 +535,8 @@ async def test_hot_paths_use_an_index_and_no_sort(tmp_path: Path, name: str) -> 
         plan = " | ".join(row[-1] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
     finally:
         db.close()
-    steps = plan.split(" | ")
+    # The oldest-ready read walks its own ten-row list of priorities, not a table.
+    steps = [step for step in plan.split(" | ")
+             if step not in ("SCAN 10 CONSTANT ROWS", "SEARCH levels")]
     assert all("USING" in step for step in steps if step.startswith(("SCAN", "SEARCH"))), plan
     assert "TEMP B-TREE" not in plan, plan

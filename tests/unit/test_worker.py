@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 
 from codeq import AsyncClient, Client, Job, Worker
+from codeq.client.errors import NotFound
 from codeq.testing.server import ServerProcess
+from codeq.worker.outcomes import Fail
+from codeq.worker.results import ResultBatcher
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +70,66 @@ async def test_bounded_concurrency_and_batch_claims(server: ServerProcess, produ
     assert peak == 3
     assert [producer.get_result(i)["result"]["result"] for i in ids] == [
         {"i": i} for i in range(6)]
+
+
+class CountingClient(AsyncClient):
+    """Counts the result requests the worker sends."""
+
+    single = 0
+    batches: list[int]
+
+    async def submit_result(self, *args: Any, **kwargs: Any) -> Any:
+        self.single += 1
+        return await super().submit_result(*args, **kwargs)
+
+    async def submit_results(self, results: Any) -> Any:
+        self.batches.append(len(results))
+        return await super().submit_results(results)
+
+
+async def test_batch_workers_send_results_together(server: ServerProcess, producer: Client
+                                                   ) -> None:
+    ids = [t["task"]["id"] for t in producer.create_tasks(
+        [{"command": "W_RESULTS", "payload": {"i": i}} for i in range(40)])]
+    client = CountingClient(server.base_url, worker_token=server.token("worker", sub="res"))
+    client.batches = []
+    async with client:
+        worker = Worker(client, ["W_RESULTS"], concurrency=10, batch=True, wait_seconds=1)
+
+        @worker.handler("W_RESULTS")
+        async def handle(job: Job) -> dict[str, int]:
+            await asyncio.sleep(0.01)
+            if job.payload["i"] == 7:
+                raise Fail("seven is refused")
+            return {"i": job.payload["i"]}
+
+        runner = asyncio.create_task(worker.run_async(handle_signals=False))
+        await wait_for(lambda: worker.stats.completed + worker.stats.failed == 40)
+        worker.stop()
+        await asyncio.wait_for(runner, 10)
+    assert client.single == 0 and sum(client.batches) == 40
+    assert len(client.batches) < 40 and max(client.batches) > 1
+    records = [producer.get_result(i)["result"] for i in ids]
+    assert [r["status"] for r in records].count("FAILED") == 1
+    assert records[7]["error"] == "seven is refused"
+    assert [r["result"] for r in records if r["status"] == "COMPLETED"] == [
+        {"i": i} for i in range(40) if i != 7]
+
+
+async def test_a_batched_result_refused_alone_raises_for_its_sender(
+        server: ServerProcess, producer: Client) -> None:
+    task = producer.create_task("W_REFUSED", {"n": 1})
+    async with worker_client(server, "refused") as client:
+        [claimed] = await client.claim_batch(1, ["W_REFUSED"], wait_seconds=1)
+        batcher = ResultBatcher(client)
+        unknown = "00000000-0000-4000-8000-000000000000"
+        stored, refused = await asyncio.gather(
+            batcher.submit({"taskId": task["id"], "status": "COMPLETED", "result": [1],
+                            "leaseId": claimed["leaseId"]}),
+            batcher.submit({"taskId": unknown, "status": "COMPLETED", "result": [2]}),
+            return_exceptions=True)
+    assert stored["status"] == "COMPLETED" and stored["result"] == [1]
+    assert isinstance(refused, NotFound) and unknown in str(refused)
 
 
 async def test_cancel_requested_stops_the_handler_and_the_task_ends_cancelled(

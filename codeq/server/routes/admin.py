@@ -18,13 +18,13 @@ STATS = schemas.route(schemas.QueueStatsOut, auth=schemas.ADMIN)
 async def queues(who: Caller, svc: Svc) -> Response:
     """Depths of every command's queues."""
     stats = await svc.scheduler.queues(who)
-    return JSON({"queues": [render.stats(s) for s in stats]})
+    return JSON({"queues": [render.stats(s, svc.tz) for s in stats]})
 
 
 @router.get("/queues/{command}", **STATS)
 async def queue(command: str, who: Caller, svc: Svc) -> Response:
     """Depths of one command's queues (zeros for a command never used)."""
-    return JSON(render.stats(await svc.scheduler.queue(who, command)))
+    return JSON(render.stats(await svc.scheduler.queue(who, command), svc.tz))
 
 
 @router.get("/queues/{command}/dlq", **schemas.route(schemas.TaskPage, auth=schemas.ADMIN))
@@ -48,13 +48,13 @@ async def redrive(command: str, who: Caller, svc: Svc,
 @router.post("/queues/{command}/pause", **STATS)
 async def pause(command: str, who: Caller, svc: Svc) -> Response:
     """Stop handing out the command's tasks (they are still accepted)."""
-    return JSON(render.stats(await svc.scheduler.set_paused(who, command, True)))
+    return JSON(render.stats(await svc.scheduler.set_paused(who, command, True), svc.tz))
 
 
 @router.post("/queues/{command}/resume", **STATS)
 async def resume(command: str, who: Caller, svc: Svc) -> Response:
     """Hand out the command's tasks again."""
-    return JSON(render.stats(await svc.scheduler.set_paused(who, command, False)))
+    return JSON(render.stats(await svc.scheduler.set_paused(who, command, False), svc.tz))
 
 
 @router.post("/tasks/cleanup", **schemas.route(schemas.CleanupOut, auth=schemas.ADMIN))

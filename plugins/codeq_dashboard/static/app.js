@@ -482,6 +482,7 @@
       h("thead", {}, h("tr", {},
         h("th", { scope: "col", text: "Command" }),
         FIELDS.map(([, label]) => h("th", { scope: "col", class: "num", text: label })),
+        h("th", { scope: "col", class: "num", text: "Oldest ready" }),
         h("th", { scope: "col", text: "State" }),
         h("th", { scope: "col", text: "Trend" }))),
       tbody);
@@ -537,6 +538,9 @@
       h("th", { scope: "row" }, h("a", { href: queueHref(q.command), class: "command", dataset: { key: "q:" + q.command }, text: q.command })),
       FIELDS.map(([field]) => h("td", { class: "num" + (field === "dlq" && q.dlq > 0 ? " bad" : "") },
         h("span", { class: "depth", dataset: { field }, text: fmtInt(q[field]) }), rateEl(q.command, field))),
+      h("td", { class: "num" }, h("span", { dataset: { field: "oldestReadyAt" },
+        title: q.oldestReadyAt ? "ready since " + q.oldestReadyAt : "nothing ready",
+        text: q.oldestReadyAt ? relative(new Date(q.oldestReadyAt)) : "–" })),
       h("td", {}, q.paused ? h("span", { class: "badge badge-paused", text: "paused" }) : h("span", { class: "badge badge-active", text: "active" })),
       h("td", {}, sparkline(q.command)));
   }
