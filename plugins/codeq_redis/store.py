@@ -85,7 +85,10 @@ SCRIPT_BATCH = 500
 STATS_REPLIES = 7 + TIERS
 #: One step of the Lua sequence (``next_seq``: 10 µs units).
 RESTORE_STEP = 1e-5
-COMMAND_CACHE = 65536
+#: Ids whose command this process remembers: those it handed out (claim, reaper) or read,
+#: so the heartbeats and results that follow a claim skip one ``HGET``. Not those it
+#: created or restored, so holding a deep queue costs no memory here.
+COMMAND_CACHE = 16384
 #: Slots whose scripts run at the same time when a batch spans a cluster.
 CLUSTER_CONCURRENCY = 32
 
@@ -342,7 +345,6 @@ class RedisStorage(Storage):
             return existing, False
         if code == "DUPLICATE":
             raise Conflict(f"a task with id {task.id} exists already")
-        self._remember(task.id, task.command)
         if code == "READY":
             self.ready.notify(task.command)
         else:
@@ -1094,7 +1096,6 @@ class RedisStorage(Storage):
     async def _restored(self, task: Task, reply: Any) -> bool:
         if reply[0] == "DUPLICATE":
             return False
-        self._remember(task.id, task.command)
         queue, _ = self._placement(task)
         if queue in ("delayed", "leases"):
             await self._lower(DELAYED_INDEX if queue == "delayed" else LEASES_INDEX,
