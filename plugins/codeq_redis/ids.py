@@ -10,6 +10,7 @@ id by the id alone on a cluster read the index, once per process and id.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import TypeVar, cast
 
@@ -21,10 +22,11 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-def remember(cache: dict[K, V], key: K, value: V, limit: int) -> None:
-    """Put ``key`` in a cache of at most ``limit`` entries, dropping the oldest when full."""
+def remember(cache: OrderedDict[K, V], key: K, value: V, limit: int) -> None:
+    """Put ``key`` in a cache of at most ``limit`` entries, dropping the oldest when full
+    (``popitem``: a plain dict would scan past its deleted entries on every eviction)."""
     if key not in cache and len(cache) >= limit:
-        del cache[next(iter(cache))]
+        cache.popitem(last=False)
     cache[key] = value
 
 
@@ -34,7 +36,7 @@ class TaskSlots:
     def __init__(self, *, cluster: bool, limit: int) -> None:
         self.cluster = cluster
         self._limit = limit
-        self._foreign: dict[str, int] = {}
+        self._foreign: OrderedDict[str, int] = OrderedDict()
 
     def is_foreign(self, task_id: str) -> bool:
         """A foreign id that only the index can place (only on a cluster)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
@@ -123,7 +123,7 @@ class RedisStorage(Storage):
         self._registered: set[str] = set()
         self._outbox_registered: set[int] = set()
         self._known: set[str] = set()
-        self._command_of: dict[str, str] = {}
+        self._command_of: OrderedDict[str, str] = OrderedDict()
         self._slots = TaskSlots(cluster=self.cluster, limit=COMMAND_CACHE)
         self._rescanned = float("-inf")
 
