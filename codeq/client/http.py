@@ -84,9 +84,8 @@ class ClientConfig:
         if call.role == "admin" and self.admin:
             headers["X-Role"] = "ADMIN"
         path = call.path if call.path in ROOT_PATHS else API + call.path
-        kwargs: dict[str, Any] = {"method": call.method, "url": path, "headers": headers}
-        if call.params:
-            kwargs["params"] = dict(call.params)
+        kwargs: dict[str, Any] = {"method": call.method, "url": path, "headers": headers,
+                                  "params": dict(call.params)}
         if call.method not in ("GET", "DELETE"):
             kwargs["json"] = call.body if call.body is not None else {}
         if call.timeout is not None:

@@ -4,8 +4,9 @@
 pause flags first (so a paused queue never hands out a restored task), then
 every task page by page in creation order with its result (``restore`` keeps
 each one in the state and queue it had, under the same id: users hold ids, so
-they never change), then the live subscriptions and the pending result callbacks. ``restore`` refuses an id the target holds already,
-so a copy that was interrupted simply runs again: those tasks count as
+they never change), then the live subscriptions and the pending result
+callbacks. ``restore`` refuses an id the target holds already, so a copy that
+was interrupted simply runs again: those tasks count as
 "already there". At the end the target's task counts per status and every
 command's queue depths are compared with the source's.
 

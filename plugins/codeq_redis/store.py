@@ -84,7 +84,7 @@ SCRIPT_BATCH = 500
 #: Replies per command of ``RedisStorage._stats_calls``.
 STATS_REPLIES = 7 + TIERS
 #: One step of the Lua sequence (``next_seq``: 10 µs units).
-RESTORE_STEP = 1e-5
+RESTORE_STEP = 1 / SEQ_PER_SECOND
 #: Ids whose command this process remembers: those it handed out (claim, reaper) or read,
 #: so the heartbeats and results that follow a claim skip one ``HGET``. Not those it
 #: created or restored, so holding a deep queue costs no memory here.
