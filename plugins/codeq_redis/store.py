@@ -126,6 +126,9 @@ class RedisStorage(Storage):
         self._command_of: OrderedDict[str, str] = OrderedDict()
         self._slots = TaskSlots(cluster=self.cluster, limit=COMMAND_CACHE)
         self._rescanned = float("-inf")
+        #: Per command, the task whose arrival made its ready set non-empty, kept for the
+        #: next claim to take without peeking (``_claim_lone``).
+        self._lone: dict[str, str] = {}
 
     @property
     def client(self) -> Client:
@@ -162,8 +165,12 @@ class RedisStorage(Storage):
             await self._client.aclose()
             self._client = None
 
-    def _on_ready(self, command: str) -> None:
+    def _on_ready(self, message: str) -> None:
+        """``<command> <task id>``: that task made the command's ready set non-empty."""
+        command, _, task_id = message.partition(" ")
         self._known.add(command)
+        if task_id and task_id not in self._command_of:  # else claimed here already
+            self._lone[command] = task_id
         self.ready.notify(command)
 
     @translate_errors
@@ -346,6 +353,8 @@ class RedisStorage(Storage):
         if code == "DUPLICATE":
             raise Conflict(f"a task with id {task.id} exists already")
         if code == "READY":
+            if reply[1] == 1:
+                self._lone[task.command] = task.id
             self.ready.notify(task.command)
         else:
             await self._lower(DELAYED_INDEX, task.command, reply[1])
@@ -467,15 +476,20 @@ class RedisStorage(Storage):
         return [_Head(name, replies[3 * i], bool(replies[3 * i + 1]), bool(replies[3 * i + 2]))
                 for i, name in enumerate(names)]
 
-    def _claim_call(self, command: str, candidates: list[str], take: int, worker_id: str,
-                    lease_until: str, now: float) -> tuple[str, list[str], list[str]]:
+    def _claim_calls(self, command: str, candidates: list[str], take: int, worker_id: str,
+                     lease_until: str, now: float, *, lone: bool = False
+                     ) -> list[tuple[str, list[str], list[str]]]:
+        """The claim script and, in the same round trip, the leases index lowered to this
+        lease (a no-op unless it is the command's earliest; a claim that took nothing only
+        makes the reaper look early)."""
         q = QueueKeys(command)
-        keys, args = [q.ready, q.leases, q.paused], [num(now), worker_id, lease_until, str(take)]
+        keys = [q.ready, q.leases, q.paused, q.delayed]
+        args = [num(now), worker_id, lease_until, str(take), "1" if lone else ""]
         for task_id in candidates:
             t = self._task_keys(task_id, command)
             keys += [t.task, t.history]
             args += [task_id, new_id()]
-        return "claim", keys, args
+        return [("claim", keys, args), ("index_lower", [LEASES_INDEX], [command, lease_until])]
 
     @translate_errors
     async def claim(self, commands: Sequence[str] | None, *, worker_id: str,
@@ -483,10 +497,18 @@ class RedisStorage(Storage):
         """Peek every command's head, pick the best across them, claim on their shards.
 
         A candidate taken by a concurrent claim is skipped by the script; when a
-        round got fewer tasks than it aimed for, the next round peeks again.
+        round got fewer tasks than it aimed for, the next round peeks again. A claim
+        for one command whose queue just went from empty to one task (an idle worker
+        woken by a create) claims that task without peeking.
         """
         names = await self._claim_names(commands)
         lease_until = num(now + lease_seconds)
+        lone = (self._lone.pop(names[0], None) if commands is not None and len(names) == 1
+                else None)
+        if lone is not None:
+            tasks = await self._claim_lone(names[0], lone, count, worker_id, lease_until, now)
+            if tasks is not None:
+                return tasks
         claimed: list[Task] = []
         for round_ in range(RACE_ROUNDS):
             want = count - len(claimed)
@@ -511,6 +533,22 @@ class RedisStorage(Storage):
                 break
         return claimed
 
+    async def _claim_lone(self, command: str, task_id: str, count: int, worker_id: str,
+                          lease_until: str, now: float) -> list[Task] | None:
+        """Claim the task that made ``command``'s ready set non-empty without peeking first
+        (one round trip instead of two); None when it is no longer the one to claim."""
+        reply = (await self._run_many(self._claim_calls(command, [task_id], count, worker_id,
+                                                        lease_until, now, lone=True)))[0]
+        if reply[0] == "STALE":
+            return None
+        return self._claimed(command, reply)
+
+    def _claimed(self, command: str, reply: list[Any]) -> list[Task]:
+        tasks = [decode_dumped(item) for item in reply[1:]]
+        for task in tasks:
+            self._remember(task.id, command)
+        return tasks
+
     async def _claim_round(self, heads: list[_Head], want: int, worker_id: str,
                            lease_until: str, now: float) -> tuple[list[Task], bool]:
         best = sorted((score, h.command, task_id) for h in heads for task_id, score in h.ready)
@@ -518,19 +556,16 @@ class RedisStorage(Storage):
         for _, command, _ in best[:want]:
             take[command] = take.get(command, 0) + 1
         chosen = [h for h in heads if h.command in take]
-        calls = [self._claim_call(h.command, [task_id for task_id, _ in h.ready],
-                                  take[h.command], worker_id, lease_until, now)
-                 for h in chosen]
-        replies = await self._run_many(calls)
+        calls = [call for h in chosen
+                 for call in self._claim_calls(h.command, [task_id for task_id, _ in h.ready],
+                                               take[h.command], worker_id, lease_until, now)]
+        replies = (await self._run_many(calls))[::2]
         got: list[Task] = []
         raced = False
         for h, reply in zip(chosen, replies, strict=True):
-            tasks = [decode_dumped(item) for item in reply[1:]]
+            tasks = self._claimed(h.command, reply)
             raced |= len(tasks) < take[h.command]
-            for task in tasks:
-                self._remember(task.id, h.command)
             got += tasks
-            await self._lower(LEASES_INDEX, h.command, reply[0])
         rank = {task_id: score for h in chosen for task_id, score in h.ready}
         got.sort(key=lambda task: rank[task.id])
         return got, raced

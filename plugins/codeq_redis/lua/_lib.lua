@@ -34,14 +34,14 @@ local function ready_score(priority, seq)
   return string.format('%.0f', (9 - tonumber(priority)) * TIER + seq)
 end
 
--- Add to a ready set; PUBLISH the command when the set was empty. A claim waits only
+-- Add to a ready set; PUBLISH '<command> <id>' when the set was empty. A claim waits only
 -- after it saw the set empty, so the empty -> non-empty step is the one to announce.
 -- Returns 1 when the set was empty (the caller emits ``available``), else 0.
 local function add_ready(ready_key, score, id, channel, command)
   local was_empty = redis.call('ZCARD', ready_key) == 0
   redis.call('ZADD', ready_key, score, id)
   if was_empty then
-    redis.call('PUBLISH', channel, command)
+    redis.call('PUBLISH', channel, command .. ' ' .. id)
     return 1
   end
   return 0

@@ -1,0 +1,122 @@
+"""A claim for one command whose ready set just went from empty to one task takes that
+task without peeking first, and falls back to peeking whenever it is not the one to take."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from typing import TypeVar
+
+import redis.asyncio as aioredis
+from codeq_redis import RedisStorage
+
+from codeq.core.domain import Task
+from codeq.testing.redis_server import RedisServer
+from tests.redis.conftest import OpenStore, new_task
+
+LEASE = 30.0
+T = TypeVar("T")
+
+
+async def claim(store: RedisStorage, command: str, now: float, count: int = 1) -> list[Task]:
+    return await store.claim([command], worker_id="w", lease_seconds=LEASE, count=count, now=now)
+
+
+async def peeks_during(server: RedisServer, step: Awaitable[T]) -> tuple[T, int]:
+    """Run ``step`` and count the peeks (``ZRANGE … WITHSCORES`` sent by the client, which
+    no script sends) the server logged meanwhile."""
+    admin = aioredis.Redis.from_url(server.url)
+    try:
+        await admin.config_set("slowlog-log-slower-than", 0)
+        await admin.slowlog_reset()
+        result = await step
+        entries = await admin.slowlog_get(128)
+        await admin.config_set("slowlog-log-slower-than", 10000)
+    finally:
+        await admin.aclose()
+    peeks = [e for e in entries
+             if e["command"].startswith(b"ZRANGE ") and e["command"].endswith(b"WITHSCORES")]
+    return result, len(peeks)
+
+
+async def test_a_lone_task_is_claimed_without_a_peek(open_store: OpenStore,
+                                                     redis_server: RedisServer) -> None:
+    store = await open_store(redis_server.url)
+    now = time.time()
+    task = new_task(store, "LONE", now)
+    await store.create(task, now=now)
+    claimed, peeks = await peeks_during(redis_server, claim(store, "LONE", now))
+    assert [t.id for t in claimed] == [task.id] and peeks == 0
+    # The next claim has no lone task to try: it peeks, and finds the queue empty.
+    nothing, peeks = await peeks_during(redis_server, claim(store, "LONE", now))
+    assert nothing == [] and peeks == 1
+
+
+async def test_a_waiter_in_another_process_claims_the_announced_task_without_a_peek(
+        open_store: OpenStore, redis_server: RedisServer) -> None:
+    a, b = await open_store(redis_server.url), await open_store(redis_server.url)
+    now = time.time()
+    with a.ready.listen(["LONE"]) as waiter:
+        task = new_task(b, "LONE", now)
+        await b.create(task, now=now)
+        assert await waiter.wait(1.0)
+    claimed, peeks = await peeks_during(redis_server, claim(a, "LONE", now))
+    assert [t.id for t in claimed] == [task.id] and peeks == 0
+
+
+async def test_a_more_urgent_task_created_since_is_claimed_first(
+        open_store: OpenStore, redis_server: RedisServer) -> None:
+    store = await open_store(redis_server.url)
+    now = time.time()
+    lone = new_task(store, "LONE", now, priority=1)
+    urgent = new_task(store, "LONE", now + 1, priority=9)
+    await store.create(lone, now=now)
+    await store.create(urgent, now=now + 1)
+    claimed, peeks = await peeks_during(redis_server, claim(store, "LONE", now + 2))
+    assert [t.id for t in claimed] == [urgent.id] and peeks == 1
+    assert [t.id for t in await claim(store, "LONE", now + 2)] == [lone.id]
+
+
+async def test_a_task_claimed_elsewhere_leaves_the_next_one_to_the_peek(
+        open_store: OpenStore, redis_server: RedisServer) -> None:
+    a, b = await open_store(redis_server.url), await open_store(redis_server.url)
+    now = time.time()
+    first, second = new_task(a, "LONE", now), new_task(a, "LONE", now + 1)
+    await a.create(first, now=now)
+    await a.create(second, now=now + 1)
+    assert [t.id for t in await claim(b, "LONE", now + 2)] == [first.id]
+    assert [t.id for t in await claim(a, "LONE", now + 2)] == [second.id]
+
+
+async def test_due_delayed_work_is_promoted_before_a_lone_claim(
+        open_store: OpenStore, redis_server: RedisServer) -> None:
+    store = await open_store(redis_server.url)
+    now = time.time()
+    urgent = new_task(store, "LONE", now, priority=9, visible_at=now + 5)
+    await store.create(urgent, now=now)
+    lone = new_task(store, "LONE", now + 1, priority=1)
+    await store.create(lone, now=now + 1)
+    assert [t.id for t in await claim(store, "LONE", now + 6)] == [urgent.id]
+    assert [t.id for t in await claim(store, "LONE", now + 6)] == [lone.id]
+
+
+async def test_a_batch_claim_takes_everything_ready_not_just_the_lone_task(
+        open_store: OpenStore, redis_server: RedisServer) -> None:
+    store = await open_store(redis_server.url)
+    now = time.time()
+    tasks = [new_task(store, "LONE", now + i) for i in range(3)]
+    await store.create_many(tasks, now=now)
+    claimed = await claim(store, "LONE", now + 5, count=10)
+    assert [t.id for t in claimed] == [t.id for t in tasks]
+
+
+async def test_a_paused_command_gives_nothing_to_a_lone_claim(
+        open_store: OpenStore, redis_server: RedisServer) -> None:
+    store = await open_store(redis_server.url)
+    now = time.time()
+    task = new_task(store, "LONE", now)
+    await store.create(task, now=now)
+    await store.set_paused("LONE", True)
+    assert await claim(store, "LONE", now) == []
+    await store.set_paused("LONE", False)
+    assert [t.id for t in await claim(store, "LONE", now)] == [task.id]
