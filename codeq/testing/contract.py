@@ -214,6 +214,7 @@ class TestCreate:
     @pytest.mark.parametrize("payload", [
         0, 1.5, True, False, "text", [], {}, [1, "a", {"b": None}, [True, 1]],
         {"z": 1, "a": {"y": [1, 2], "b": 2}}, {"unicode": "ñ€😀", "big": 2**53, "neg": -1e-9},
+        {"wide": 123456789012345678901234567890, "u64": 2**64, "below_i64": -(2**63) - 1},
     ], ids=repr)
     async def test_payload_comes_back_exactly(self, store: Storage, payload: Any) -> None:
         task = await add(store, payload=payload)

@@ -25,6 +25,7 @@ from codeq.core.domain import (
     Subscription,
     Task,
 )
+from codeq.core.jsontext import loads
 
 
 def num(value: float) -> str:
@@ -48,13 +49,6 @@ def dumps_ascii(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"))
 
 
-def loads(text: str | bytes) -> Any:
-    """The value of stored JSON (the standard library reads what orjson refuses: escaped
-    lone surrogates)."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
 
 
 def history_entry(entry: HistoryEntry) -> str:
