@@ -11,7 +11,9 @@ A crash at any instant leaves either the whole transition or none of it.
 Reads see one consistent snapshot, which WAL lets run beside a writer.
 
 After the commit, on the event loop, the store wakes the claims waiting here
-(``ready``) and announces the ready queues the step filled (``available``).
+(``ready``), rings the other processes sharing the file to wake theirs
+(``codeq_sqlite.doorbell``), and announces the ready queues the step filled
+(``available``).
 Subscriptions and the callback outbox are in ``codeq_sqlite.delivery``.
 """
 
@@ -22,7 +24,7 @@ import contextlib
 import dataclasses
 import heapq
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,6 +45,7 @@ from codeq.core.domain import (
 from codeq.core.errors import Conflict, StoreUnavailable
 from codeq.core.storage import Storage
 from codeq_sqlite import delivery, schema
+from codeq_sqlite.doorbell import Doorbell
 from codeq_sqlite.rows import (
     INSERT_RESULT,
     PRIORITY,
@@ -62,8 +65,9 @@ from codeq_sqlite.tx import SELECT_BY_ID, Tx
 
 T = TypeVar("T")
 
-#: How often the store looks for commits by other processes sharing the file,
-#: to wake the claims waiting here (within one process, wake-ups are immediate).
+#: How often the store looks for commits by other processes sharing the file, to wake
+#: the claims waiting here. The safety net under the doorbell: it also sees commits of
+#: other tools, and of processes whose ring was lost or that have no doorbell.
 FOREIGN_COMMIT_CHECK_SECONDS = 0.1
 
 LIST_CURSOR = "t"
@@ -139,16 +143,20 @@ class SqliteStorage(Storage):
         self.busy_timeout_ms = busy_timeout_ms
         self._runner: Runner | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._doorbell: Doorbell | None = None
 
     # -- the thread --------------------------------------------------------------
     async def open(self) -> None:
         runner = Runner("codeq-sqlite", self._announce)
         try:
             await self._call(runner, "bare", self._connect, runner)
+            self._doorbell = await self._call(runner, "bare", Doorbell.bind, self.path)
         except BaseException:
             runner.stop()
             raise
         self._runner = runner
+        if self._doorbell is not None:
+            self._doorbell.listen(self.ready.notify)
         self._watcher = asyncio.get_running_loop().create_task(
             self._watch_foreign_commits(), name=f"codeq-sqlite-watch {self.path}")
 
@@ -165,6 +173,9 @@ class SqliteStorage(Storage):
             await runner.submit("bare", self._disconnect, runner)
         finally:
             runner.stop()
+            if self._doorbell is not None:
+                self._doorbell.close()
+                self._doorbell = None
 
     def _connect(self, runner: Runner) -> None:
         try:
@@ -200,10 +211,16 @@ class SqliteStorage(Storage):
 
     def _announce(self, tx: Tx) -> None:
         """After the commit of a step of this process: wake claimers, announce filled queues."""
-        for command in tx.ready:
-            self.ready.notify(command)
+        self._wake(tx.ready)
         for command in tx.available:
             self.available.emit(command)
+
+    def _wake(self, commands: Collection[str]) -> None:
+        """Wake the claims waiting for ``commands``, here and in the other processes."""
+        for command in commands:
+            self.ready.notify(command)
+        if commands and self._doorbell is not None:
+            self._doorbell.ring(commands)
 
     async def _call(self, runner: Runner | None, kind: Kind, body: Callable[..., T],
                     *args: Any) -> T:
@@ -328,7 +345,7 @@ class SqliteStorage(Storage):
     async def set_paused(self, command: str, paused: bool) -> None:
         await self._write(_set_paused, command, paused)
         if not paused:
-            self.ready.notify(command)
+            self._wake([command])
 
     # -- worker availability subscriptions ------------------------------------------------
     async def save_subscription(self, subscription: Subscription) -> None:
