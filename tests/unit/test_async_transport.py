@@ -1,0 +1,107 @@
+"""AsyncClient's aiohttp transport against real sockets: its failures keep the retry rules
+true (a claim is repeated only when it surely never reached the server)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+
+from codeq import AsyncClient, ConnectionFailed
+
+Behaviour = Callable[[asyncio.StreamWriter], Awaitable[None]]
+ANSWER = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 14\r\n\r\n"
+          b'{"tasks": [1]}')
+
+
+@asynccontextmanager
+async def server(behaviour: Behaviour) -> AsyncIterator[tuple[str, list[int]]]:
+    """A TCP server on 127.0.0.1 that reads each request of a connection and then acts;
+    yields its URL and the number of requests it received."""
+    seen = [0]
+
+    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                length = re.search(rb"(?i)content-length: *(\d+)", head)
+                await reader.readexactly(int(length[1]) if length else 0)
+                seen[0] += 1
+                await behaviour(writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    listening = await asyncio.start_server(on_connection, "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        listening.close()
+
+
+async def hang_up(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+
+
+async def stay_silent(writer: asyncio.StreamWriter) -> None:
+    await asyncio.sleep(5)
+
+
+async def answer(writer: asyncio.StreamWriter) -> None:
+    writer.write(ANSWER)
+    await writer.drain()
+
+
+async def cause_of(attempt: Awaitable[object]) -> BaseException | None:
+    with pytest.raises(ConnectionFailed) as info:
+        await attempt
+    return info.value.__cause__
+
+
+async def test_a_refused_connection_is_a_connect_error_and_is_retried() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        async with AsyncClient(f"http://127.0.0.1:{s.getsockname()[1]}", "T", retries=2,
+                               retry_backoff=0.01) as client:
+            assert isinstance(await cause_of(client.claim(["A"])), httpx.ConnectError)
+
+
+async def test_a_claim_whose_answer_is_lost_is_not_repeated() -> None:
+    async with server(hang_up) as (url, seen), AsyncClient(url, "T", retries=3) as client:
+        cause = await cause_of(client.claim(["A"]))
+    assert isinstance(cause, httpx.RemoteProtocolError | httpx.ReadError)
+    assert seen[0] == 1
+
+
+async def test_a_create_that_times_out_waiting_for_its_answer_is_not_repeated() -> None:
+    async with server(stay_silent) as (url, seen), \
+            AsyncClient(url, "T", retries=3, timeout=0.2) as client:
+        assert isinstance(await cause_of(client.create_task("A")), httpx.ReadTimeout)
+    assert seen[0] == 1
+
+
+async def test_a_result_whose_answer_is_lost_is_repeated() -> None:
+    async with server(hang_up) as (url, seen), \
+            AsyncClient(url, "T", retries=2, retry_backoff=0.01) as client:
+        await cause_of(client.submit_result("t", "COMPLETED", result=1))
+    assert seen[0] == 3
+
+
+async def test_answers_come_back_over_one_kept_alive_connection() -> None:
+    connections = []
+
+    async def count(writer: asyncio.StreamWriter) -> None:
+        if writer not in connections:
+            connections.append(writer)
+        await answer(writer)
+
+    async with server(count) as (url, seen), AsyncClient(url, "T") as client:
+        for _ in range(3):
+            assert await client.claim_batch(5, ["A"]) == [1]
+    assert seen[0] == 3 and len(connections) == 1
