@@ -25,6 +25,7 @@ from codeq.server import errors, schemas
 from codeq.server.auth import build_authenticator
 from codeq.server.background import Job
 from codeq.server.deps import Services
+from codeq.server.hot_routes import HotRoutes
 from codeq.server.logging import setup_logging
 from codeq.server.metrics import Metrics
 from codeq.server.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -95,6 +96,7 @@ def create_app(settings: Settings, *, store: Storage | None = None,
                               "them under a lease. See docs/http-api.md.")
     errors.install(app)
     schemas.install(app)
+    app.add_middleware(HotRoutes, prefix=API_PREFIX)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware,  # added last: outermost
                        observe=metrics.observe_request if metrics is not None else None)

@@ -48,11 +48,26 @@ def loggable(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
+def header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope["headers"]:
         if key == name:
             return bytes(value)
     return None
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """``receive`` for an app after the body was read: the body, then what comes next (a
+    disconnect, which long polls watch for)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 async def send_json(send: Send, status: int, body: dict[str, object],
@@ -85,7 +100,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = _header(scope, REQUEST_ID_HEADER)
+        incoming = header(scope, REQUEST_ID_HEADER)
         rid = (incoming.decode() if incoming and _VALID_REQUEST_ID.match(incoming)
                else uuid.uuid4().hex)
         token = request_id.set(rid)
@@ -158,7 +173,7 @@ class BodyLimitMiddleware:
                                                  "NUL ...); no codeq name or id contains any"})
             return
         close = [(b"connection", b"close")]
-        length = _header(scope, b"content-length")
+        length = header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             await send_json(send, 413, self._too_large(), close)
             return
@@ -176,16 +191,7 @@ class BodyLimitMiddleware:
         if problem:
             await send_json(send, 400, {"error": f"request body refused: {problem}"})
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
     async def _read(self, receive: Receive) -> bytes:
         loop = asyncio.get_running_loop()
@@ -212,7 +218,7 @@ class BodyLimitMiddleware:
 
 def _is_json(scope: Scope) -> bool:
     """Whether the body is declared JSON the way the app reads it (``application/*json``)."""
-    value = _header(scope, b"content-type")
+    value = header(scope, b"content-type")
     if value is None:
         return False
     media = value.split(b";", 1)[0].strip().lower()
