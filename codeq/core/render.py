@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import functools
+import math
 from datetime import datetime, tzinfo
 from typing import Any
 
 from codeq.core.domain import QueueStats, ResultRecord, Task
 
 
+@functools.lru_cache(maxsize=1024)
+def _second(whole: float, tz: tzinfo) -> tuple[str, str]:
+    """``("2030-01-01T12:00:00", "+00:00")`` for a whole second: the offset is one for the
+    whole second, so only the milliseconds differ between the times within it."""
+    text = datetime.fromtimestamp(whole, tz).isoformat(timespec="seconds")
+    return text[:19], text[19:]
+
+
 def timestamp(value: float | None, tz: tzinfo) -> str | None:
+    """``datetime.fromtimestamp(value, tz).isoformat(timespec="milliseconds")``, with the
+    same rounding (microseconds half to even, then cut to milliseconds), at a fraction of
+    its cost: a task's answer holds up to seven times."""
     if value is None:
         return None
-    return datetime.fromtimestamp(value, tz).isoformat(timespec="milliseconds")
+    fraction, whole = math.modf(value)
+    micros = round(fraction * 1e6)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    elif micros < 0:
+        whole, micros = whole - 1, micros + 1_000_000
+    day_and_time, offset = _second(whole, tz)
+    return f"{day_and_time}.{micros // 1000:03d}{offset}"
 
 
 def task(t: Task, tz: tzinfo, *, lease: bool = False, history: bool = False) -> dict[str, Any]:

@@ -283,13 +283,17 @@ class Worker:
 
     async def _process(self, client: AsyncClient, job: Job) -> None:
         lease = self.lease_seconds or max(1.0, job.lease_until - time.time())
-        run = asyncio.create_task(self._invoke(job))
+        runner = asyncio.current_task()
+        assert runner is not None
         why: list[str] = []
+        handling = True
 
         def abort(reason: str) -> None:
-            why.append(reason)
-            job.cancelled.set()
-            run.cancel()
+            # The handler runs in this task: stop it once, and never the report after it.
+            if handling and not why:
+                why.append(reason)
+                job.cancelled.set()
+                runner.cancel()
 
         self._aborts[job.id] = abort
         # Most handlers finish before the first heartbeat is due: start one only then.
@@ -299,10 +303,12 @@ class Worker:
             lambda: beats.append(asyncio.create_task(self._heartbeat(client, job, lease, abort))))
         try:
             try:
-                outcome = await run
+                outcome = await self._invoke(job)
             except asyncio.CancelledError:
+                handling = False
                 if not why:  # this job itself is being cancelled
                     raise
+                runner.uncancel()  # the abort's cancel is handled here; reporting goes on
                 if why[0].startswith("lease lost"):
                     self.listener("lost", job, why[0])
                     return
@@ -310,6 +316,7 @@ class Worker:
                 return
             except Exception as exc:  # noqa: BLE001 -- a failing handler means a retry
                 outcome = exc
+            handling = False
             await self._finish(client, job, outcome, None)
         finally:
             self._aborts.pop(job.id, None)
