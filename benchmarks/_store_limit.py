@@ -38,7 +38,7 @@ async def measure(url: str, tasks: int) -> Limit:
                for i in await store.client.zrange(QueueKeys(COMMAND).ready, 0, -1)]
         now = time.time()
         sha = store._scripts.by_name["claim"].sha
-        calls = [store._claim_call(COMMAND, [task_id], 1, "bench", str(now + 3600), now)[1:]
+        calls = [store._claim_calls(COMMAND, [task_id], 1, "bench", str(now + 3600), now)[0][1:]
                  for task_id in ids]
         half = len(calls) // 2
         started = time.perf_counter()
