@@ -49,8 +49,6 @@ def dumps_ascii(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"))
 
 
-
-
 def history_entry(entry: HistoryEntry) -> str:
     return dumps([num(entry.at), entry.event, entry.worker_id, entry.reason])
 
