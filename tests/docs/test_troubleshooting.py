@@ -17,7 +17,8 @@ How the documents mark their commands (keep to it when editing them):
 
 quickstart.md is one story and runs in one shell, top to bottom.
 troubleshooting.md runs one shell per ``##`` section (each stands on its own),
-several at once. Every shell gets a dev-mode ``codeq serve`` on a free port in
+several at once, all against one server: a queue (command name) belongs to one
+part only, or one part's cleanup or purge would take another's tasks. Every shell gets a dev-mode ``codeq serve`` on a free port in
 ``CODEQ_BASE_URL``, the server's data directory in ``CODEQ_DATA_DIR`` (so the CLI
 mints dev tokens), and its own empty HOME and working directory. The whole run
 has ``BUDGET_SECONDS``.
@@ -50,6 +51,7 @@ EXPECT_EXIT = re.compile(r"#\s*expect:\s*exit\s+(\d+)\s*$")
 IN_ANOTHER_TERMINAL = re.compile(r"#\s*in another terminal\s*$")
 SERVER_COMMAND = "codeq serve"
 MARKER = "@@codeq-doc"
+QUEUE_NAMES = re.compile(r"(?:--events?|--command)[ =]([A-Z][A-Z0-9_,]*)|\bqueue \w+ ([A-Z][A-Z0-9_]*)")
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,19 @@ def test_documents_mark_their_commands() -> None:
     assert any(c.background and "worker start" in c.text for c in quickstart.commands)
     assert sum(c.expect_exit != 0 for c in commands) >= 5
     assert len(parts) >= 15, [p.name for p in parts]
+
+
+def test_parts_use_their_own_queues() -> None:
+    """Parts run at once on one server, so no two of them may touch the same queue."""
+    owners: dict[str, str] = {}
+    shared: list[str] = []
+    for part in all_parts():
+        names = {name for command in part.commands for match in QUEUE_NAMES.finditer(command.text)
+                 for name in (match[1] or match[2]).split(",") if name}
+        for name in sorted(names):
+            if owners.setdefault(name, part.name) != part.name:
+                shared.append(f"{name}: {owners[name]} and {part.name}")
+    assert not shared, "queues used by more than one part:\n" + "\n".join(shared)
 
 
 def test_every_documented_command_runs(docs_server: ServerProcess, tmp_path: Path) -> None:
