@@ -33,7 +33,7 @@ from codeq import __version__
 from codeq.client import calls
 from codeq.client.calls import API, ROOT_PATHS, Call
 from codeq.client.errors import ApiError, ConnectionFailed, error_for
-from codeq.client.transport import AiohttpTransport
+from codeq.client.transport import AiohttpSender
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -234,9 +234,14 @@ class AsyncClient(_Base):
                  **options: Any) -> None:
         transport = options.pop("transport", None)
         super().__init__(base_url, token, **options)
-        self._http = httpx.AsyncClient(
-            base_url=self.config.base_url, timeout=self.config.timeout,
-            limits=self.config.limits, transport=transport or AiohttpTransport(self.config.limits))
+        self._http: httpx.AsyncClient | AiohttpSender
+        if transport is None:
+            self._http = AiohttpSender(self.config.base_url, self.config.timeout,
+                                       self.config.limits)
+        else:
+            self._http = httpx.AsyncClient(base_url=self.config.base_url,
+                                           timeout=self.config.timeout,
+                                           limits=self.config.limits, transport=transport)
 
     @classmethod
     def from_config(cls, config: ClientConfig) -> AsyncClient:
