@@ -72,7 +72,8 @@ def check_http_url(value: str) -> str:
 
 def _clamp_priority(value: Any) -> Any:
     if isinstance(value, bool):
-        raise ValueError("priority must be an integer 0..9")
+        # pydantic turns a ValueError (not a TypeError) into a validation error
+        raise ValueError("priority must be an integer 0..9")  # noqa: TRY004
     if isinstance(value, int):
         return max(MIN_PRIORITY, min(MAX_PRIORITY, value))
     return value

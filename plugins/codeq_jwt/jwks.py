@@ -33,7 +33,8 @@ def public_url(url: str) -> str:
 
 def _index(jwks: Any, origin: str) -> dict[str | None, dict[str, Any]]:
     if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
-        raise ValueError(f"{origin} is not a JWKS (an object with a 'keys' list)")
+        # a bad document, like bad JSON: the callers' ValueError
+        raise ValueError(f"{origin} is not a JWKS (an object with a 'keys' list)")  # noqa: TRY004
     keys = [k for k in jwks["keys"] if isinstance(k, dict) and k.get("use", "sig") == "sig"]
     return {k.get("kid"): k for k in keys}
 

@@ -16,8 +16,16 @@ import httpx
 import pytest
 
 from codeq.testing.server import ServerProcess
-from tests.unit.test_jwt import (IDENTITY_AUDIENCE, IDENTITY_ISSUER, WORKER_ISSUER, JwksServer,
-                                 SigningKey, producer_claims, unsigned_token, worker_claims)
+from tests.unit.test_jwt import (
+    IDENTITY_AUDIENCE,
+    IDENTITY_ISSUER,
+    WORKER_ISSUER,
+    JwksServer,
+    SigningKey,
+    producer_claims,
+    unsigned_token,
+    worker_claims,
+)
 
 STATIC = "static-producer-secret-0123456789"
 STATIC_ADMIN = "static-admin-secret-0123456789"

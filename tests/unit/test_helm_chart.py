@@ -27,7 +27,7 @@ TEMPLATES = CHART / "templates"
 MANIFESTS = sorted(p for p in TEMPLATES.iterdir() if p.suffix in {".yaml", ".yml"})
 ALL_TEMPLATE_FILES = sorted(p for p in TEMPLATES.iterdir() if p.is_file())
 
-ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
+ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.DOTALL)
 ONLY_ACTIONS = re.compile(r"^(\s*\{\{.*?\}\}\s*)+$")
 VALUES_REF = re.compile(r"\$?\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
 TO_YAML_LINE = re.compile(
@@ -36,7 +36,7 @@ SIMPLE_REF = re.compile(r'^\$?\.Values\.([\w.]+)((?:\s*\|\s*(?:quote|default\s+"
 DEFAULT = re.compile(r'default\s+"([^"]*)"')
 BLOCK_OPEN = re.compile(r"\{\{-?\s*(if|range|with|define|block)\b")
 BLOCK_END = re.compile(r"\{\{-?\s*end\s*-?\}\}")
-COMMENT = re.compile(r"\{\{-?\s*/\*.*?\*/\s*-?\}\}", re.S)
+COMMENT = re.compile(r"\{\{-?\s*/\*.*?\*/\s*-?\}\}", re.DOTALL)
 
 #: Settings that are secrets: never in values.config / the ConfigMap.
 SECRET_KEYS = {"webhookHmacSecret", "redisPassword", "producerTokens"}
@@ -281,7 +281,7 @@ def test_kvrocks_statefulset_service_and_volume(values: dict[str, Any]) -> None:
     assert {s["kind"] for s in services} == {"Service"}
     assert any(s["spec"].get("clusterIP") == "None" for s in services)
     conf = (TEMPLATES / "kvrocks-configmap.yaml").read_text()
-    assert re.search(r"^\s*lua-strict-key-accessing yes$", conf, re.M)
+    assert re.search(r"^\s*lua-strict-key-accessing yes$", conf, re.MULTILINE)
     # the option exists from KVRocks 2.14 on; an older server refuses the file
     major, minor = (int(n) for n in values["kvrocks"]["image"]["tag"].split(".")[:2])
     assert (major, minor) >= (2, 14)
@@ -375,7 +375,7 @@ def test_dockerfile_is_slim_non_root_and_builds_from_the_checkout() -> None:
     users = [line.split(None, 1)[1] for line in instructions if line.upper().startswith("USER ")]
     assert users, "no USER instruction"
     assert users[-1].split(":")[0] not in {"root", "0"}
-    assert not re.search(r"^\s*ADD\s+(--\S+\s+)*https?://", text, re.M | re.I)
+    assert not re.search(r"^\s*ADD\s+(--\S+\s+)*https?://", text, re.MULTILINE | re.IGNORECASE)
     assert re.search(r"pip install \"?\.\[redis\]\"?", text)
     assert "EXPOSE 8080" in instructions
     assert 'ENTRYPOINT ["codeq", "serve"]' in instructions

@@ -19,6 +19,7 @@ from typing import Any
 
 import jwt
 import pytest
+from codeq_jwt import build_validators
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -26,7 +27,6 @@ from codeq.core.auth import WORKER_SCOPES, Principal, Role
 from codeq.core.config import Settings
 from codeq.core.errors import Unauthenticated
 from codeq.server.auth import Authenticator
-from codeq_jwt import build_validators
 
 WORKER_ISSUER = "https://workers.idp.test"
 IDENTITY_ISSUER = "https://identity.idp.test"

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import jwt
 import pytest
+from codeq_jwt import producer_jwks_url
 
 from codeq.core.auth import Role
 from codeq.core.config import Settings, load_settings
-from codeq_jwt import producer_jwks_url
 from tests.unit import test_jwt
-from tests.unit.test_jwt import (JwksServer, SigningKey, authenticator, prod_settings,
-                                 producer_claims, rejected, worker_claims)
+from tests.unit.test_jwt import (
+    JwksServer,
+    SigningKey,
+    authenticator,
+    prod_settings,
+    producer_claims,
+    rejected,
+    worker_claims,
+)
 
 WORKER_PATH = "/worker/jwks.json"
 jwks_server = test_jwt.jwks_server  # the fixture

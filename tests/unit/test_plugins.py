@@ -38,10 +38,10 @@ def test_builtins_load_through_the_entry_point_group() -> None:
 
 @pytest.fixture
 def example_plugin() -> Iterator[types.ModuleType]:
-    code = re.search(r"```python\n(.*?)```", DOC, re.S)
+    code = re.search(r"```python\n(.*?)```", DOC, re.DOTALL)
     assert code, "docs/plugins.md has no python example"
     module = types.ModuleType("codeq_fibonacci")
-    exec(compile(code.group(1), "docs/plugins.md", "exec"), module.__dict__)
+    exec(compile(code.group(1), "docs/plugins.md", "exec"), module.__dict__)  # noqa: S102 -- our doc
     manager().register(module, name="codeq_fibonacci")
     yield module
     manager().unregister(module)
@@ -59,7 +59,7 @@ def test_the_documented_example_plugin_works(example_plugin: types.ModuleType) -
 
 def test_a_name_registered_twice_names_both_plugins() -> None:
     impostor = types.ModuleType("codeq_impostor")
-    exec("from codeq import hookimpl\n"
+    exec("from codeq import hookimpl\n"  # noqa: S102 -- a literal plugin
          "@hookimpl\n"
          "def register_backoff_policies(register):\n"
          "    register('fixed', lambda n, b, m, r: 1)\n", impostor.__dict__)

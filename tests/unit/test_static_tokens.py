@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from codeq_static_tokens import StaticTokens
 
 from codeq.core.auth import Role
 from codeq.core.config import ProducerToken, Settings, load_settings
 from codeq.core.errors import ConfigError, Unauthenticated
 from codeq.server.auth import build_authenticator
-from codeq_static_tokens import StaticTokens
 
 PROD = {"CODEQ_ENV": "prod", "WORKER_JWKS_URL": "http://127.0.0.1:9/jwks.json",
         "WORKER_ISSUER": "https://idp.test", "WEBHOOK_HMAC_SECRET": "h"}
