@@ -20,6 +20,8 @@ app = typer.Typer(help="Run workers.\n\nExample: codeq worker start --events RES
 
 EVENT_STYLES = {"completed": "green", "failed": "red", "retried": "yellow", "abandoned": "magenta",
                 "lost": "red", "error": "red", "stopping": "bold"}
+#: The events of a task that went as planned: not logged with ``--quiet``.
+ROUTINE = frozenset({"claimed", "completed"})
 
 
 class Ack(StrEnum):
@@ -32,14 +34,17 @@ class Ack(StrEnum):
 class Reporter:
     """Worker events as plain log lines, or above a live status line on a terminal."""
 
-    def __init__(self, stats: Stats) -> None:
+    def __init__(self, stats: Stats, *, quiet: bool = False) -> None:
         self.stats = stats
+        self.quiet = quiet
         self.live: Live | None = None
         if output.stderr.is_terminal:
             self.live = Live(console=output.stderr, refresh_per_second=2, transient=True,
                              get_renderable=lambda: Text(self.stats.line(), style="dim"))
 
     def __call__(self, event: str, job: Job | None, detail: str) -> None:
+        if self.quiet and event in ROUTINE:
+            return
         what = f"{job.command} {job.id}" if job else ""
         text = " ".join(part for part in (f"{event:<9}", what, detail) if part)
         if self.live is not None:
@@ -102,6 +107,9 @@ def start(
                              ] = 30,
     abandon_on_stop: Annotated[bool, typer.Option(
         help="On SIGINT/SIGTERM, abandon in-flight tasks at once.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Log only what needs attention (failures, retries, lost leases, "
+        "errors, stops), not every claim and completion.")] = False,
 ) -> None:
     """Claim tasks and run a handler for each, with heartbeats and graceful stop.
 
@@ -117,7 +125,7 @@ def start(
                     wait_seconds=wait_seconds, batch=batch, grace_seconds=grace_seconds,
                     abandon_on_stop=abandon_on_stop)
     worker.handler()(chosen)
-    reporter = Reporter(worker.stats)
+    reporter = Reporter(worker.stats, quiet=quiet)
     worker.listener = reporter
     output.say(f"worker started: events {', '.join(commands) or 'all allowed'}; concurrency "
                f"{concurrency}; lease {lease_seconds:g}s; server {s.base_url}")

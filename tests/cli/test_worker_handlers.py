@@ -71,3 +71,21 @@ def test_handler_that_cannot_be_imported_is_a_usage_error(cli: Cli, tmp_path: Pa
     done = cli.run("worker", "start", "-e", "X")
     assert done.returncode == 2
     assert "exactly one of --exec, --handler or --ack" in done.stderr
+
+
+def test_quiet_logs_only_what_needs_attention(cli: Cli, api: Api) -> None:
+    good = api.create("QUIET", {"x": "good"})
+    bad = api.create("QUIET", {"x": "bad"}, maxAttempts=1)
+    worker = cli.start("worker", "start", "-e", "QUIET", "--quiet", "--wait-seconds", "1",
+                       "--exec", 'grep -q bad && { echo "upstream is down" >&2; exit 1; }; '
+                                 'echo "{}"')
+    try:
+        until(lambda: {api.task(good)["status"], api.task(bad)["status"]} ==
+              {"COMPLETED", "FAILED"})
+    finally:
+        code, err = stop(worker)
+    assert code == 0, err
+    events = [line.split()[1] for line in err.splitlines() if line[:4].isdigit()]
+    assert events == ["retried", "stopping"], err  # not the claims, nor the completion
+    assert f"QUIET {bad}" in err and "upstream is down" in err
+    assert "worker stopped" in err and "completed 1" in err  # still counted
