@@ -129,6 +129,12 @@ class RedisStorage(Storage):
         #: Per command, the task whose arrival made its ready set non-empty, kept for the
         #: next claim to take without peeking (``_claim_lone``).
         self._lone: dict[str, str] = {}
+        #: Per command, the head of its ready set as the last one-task claim left it: the
+        #: next one-task claim tries it without peeking. (Not for batch claims: with more
+        #: than one task ready, a lone claim of several is always stale.)
+        self._next_head: dict[str, str] = {}
+        #: Claims of one command on their way, by command.
+        self._claiming: Counter[str] = Counter()
 
     @property
     def client(self) -> Client:
@@ -499,14 +505,36 @@ class RedisStorage(Storage):
         A candidate taken by a concurrent claim is skipped by the script; when a
         round got fewer tasks than it aimed for, the next round peeks again. A claim
         for one command whose queue just went from empty to one task (an idle worker
-        woken by a create) claims that task without peeking.
+        woken by a create) claims that task without peeking, and so does a one-task claim
+        that follows another with none in between (a worker taking a backlog one by one):
+        it tries the head the previous claim answered.
         """
         names = await self._claim_names(commands)
-        lease_until = num(now + lease_seconds)
-        lone = (self._lone.pop(names[0], None) if commands is not None and len(names) == 1
-                else None)
+        if commands is None or len(names) != 1:
+            return await self._claim(names, commands, worker_id, num(now + lease_seconds),
+                                     count, now, lone=None, chain=False)
+        command = names[0]
+        # A one-task claim's answer names the next one's candidate, unless other claims of
+        # the command are on their way: they would all race for that one head.
+        chain = count == 1 and not self._claiming[command]
+        lone = self._lone.pop(command, None)
+        if lone is None and chain:
+            lone = self._next_head.pop(command, None)
+        self._claiming[command] += 1
+        try:
+            return await self._claim(names, commands, worker_id, num(now + lease_seconds),
+                                     count, now, lone=lone, chain=chain)
+        finally:
+            self._claiming[command] -= 1
+            if not self._claiming[command]:
+                del self._claiming[command]
+
+    async def _claim(self, names: list[str], commands: Sequence[str] | None, worker_id: str,
+                     lease_until: str, count: int, now: float, *, lone: str | None,
+                     chain: bool) -> list[Task]:
         if lone is not None:
-            tasks = await self._claim_lone(names[0], lone, count, worker_id, lease_until, now)
+            tasks = await self._claim_lone(names[0], lone, count, worker_id, lease_until, now,
+                                           chain=chain)
             if tasks is not None:
                 return tasks
         claimed: list[Task] = []
@@ -527,30 +555,40 @@ class RedisStorage(Storage):
                                                    PROMOTE_ON_CLAIM)
                     await self._promote(command, now, [task_id for task_id, _ in due_ids])
                 continue
-            got, raced = await self._claim_round(heads, want, worker_id, lease_until, now)
+            got, raced = await self._claim_round(heads, want, worker_id, lease_until, now,
+                                                 chain=chain)
             claimed += got
             if not raced:
                 break
         return claimed
 
     async def _claim_lone(self, command: str, task_id: str, count: int, worker_id: str,
-                          lease_until: str, now: float) -> list[Task] | None:
-        """Claim the task that made ``command``'s ready set non-empty without peeking first
-        (one round trip instead of two); None when it is no longer the one to claim."""
+                          lease_until: str, now: float, *, chain: bool) -> list[Task] | None:
+        """Claim the task that made ``command``'s ready set non-empty, or the head a claim
+        left, without peeking first (one round trip instead of two); None when it is no
+        longer the one to claim."""
         reply = (await self._run_many(self._claim_calls(command, [task_id], count, worker_id,
                                                         lease_until, now, lone=True)))[0]
         if reply[0] == "STALE":
             return None
-        return self._claimed(command, reply)
+        return self._claimed(command, reply, chain=chain)
 
-    def _claimed(self, command: str, reply: list[Any]) -> list[Task]:
+    def _claimed(self, command: str, reply: list[Any], *, chain: bool) -> list[Task]:
+        """The tasks of a claim script's reply; with ``chain``, the head it answered becomes
+        the next one-task claim's candidate."""
+        if chain:
+            if reply[0] is None:
+                self._next_head.pop(command, None)
+            else:
+                self._next_head[command] = reply[0]
         tasks = [decode_dumped(item) for item in reply[1:]]
         for task in tasks:
             self._remember(task.id, command)
         return tasks
 
     async def _claim_round(self, heads: list[_Head], want: int, worker_id: str,
-                           lease_until: str, now: float) -> tuple[list[Task], bool]:
+                           lease_until: str, now: float, *, chain: bool
+                           ) -> tuple[list[Task], bool]:
         best = sorted((score, h.command, task_id) for h in heads for task_id, score in h.ready)
         take: dict[str, int] = {}
         for _, command, _ in best[:want]:
@@ -563,7 +601,7 @@ class RedisStorage(Storage):
         got: list[Task] = []
         raced = False
         for h, reply in zip(chosen, replies, strict=True):
-            tasks = self._claimed(h.command, reply)
+            tasks = self._claimed(h.command, reply, chain=chain)
             raced |= len(tasks) < take[h.command]
             got += tasks
         rank = {task_id: score for h in chosen for task_id, score in h.ready}

@@ -1,5 +1,7 @@
 """A claim for one command whose ready set just went from empty to one task takes that
-task without peeking first, and falls back to peeking whenever it is not the one to take."""
+task without peeking first, and so does a one-task claim after another, taking the head
+the previous claim answered; either falls back to peeking whenever its candidate is not
+the one to take."""
 
 from __future__ import annotations
 
@@ -120,3 +122,60 @@ async def test_a_paused_command_gives_nothing_to_a_lone_claim(
     assert await claim(store, "LONE", now) == []
     await store.set_paused("LONE", False)
     assert [t.id for t in await claim(store, "LONE", now)] == [task.id]
+
+
+async def test_one_task_claims_in_a_row_follow_the_head_without_peeking(
+        open_store: OpenStore, redis_server: RedisServer) -> None:
+    store = await open_store(redis_server.url)
+    now = time.time()
+    tasks = [new_task(store, "CHAIN", now + i) for i in range(5)]
+    for i, task in enumerate(tasks):
+        await store.create(task, now=now + i)
+
+    async def one_by_one() -> list[str]:
+        return [t.id for _ in tasks for t in await claim(store, "CHAIN", now + 9)]
+
+    claimed, peeks = await peeks_during(redis_server, one_by_one())
+    assert claimed == [t.id for t in tasks] and peeks == 0
+    # The last claim answered an empty ready set: the next one peeks, and finds nothing.
+    nothing, peeks = await peeks_during(redis_server, claim(store, "CHAIN", now + 9))
+    assert nothing == [] and peeks == 1
+
+
+async def test_a_more_urgent_task_breaks_the_chain(open_store: OpenStore,
+                                                   redis_server: RedisServer) -> None:
+    store = await open_store(redis_server.url)
+    now = time.time()
+    tasks = [new_task(store, "CHAIN", now + i, priority=1) for i in range(3)]
+    for i, task in enumerate(tasks):
+        await store.create(task, now=now + i)
+    assert [t.id for t in await claim(store, "CHAIN", now + 5)] == [tasks[0].id]
+    urgent = new_task(store, "CHAIN", now + 6, priority=9)
+    await store.create(urgent, now=now + 6)
+    claimed, peeks = await peeks_during(redis_server, claim(store, "CHAIN", now + 7))
+    assert [t.id for t in claimed] == [urgent.id] and peeks == 1
+    claimed, peeks = await peeks_during(redis_server, claim(store, "CHAIN", now + 7))
+    assert [t.id for t in claimed] == [tasks[1].id] and peeks == 0
+
+
+async def test_a_head_claimed_elsewhere_breaks_the_chain(open_store: OpenStore,
+                                                        redis_server: RedisServer) -> None:
+    a, b = await open_store(redis_server.url), await open_store(redis_server.url)
+    now = time.time()
+    tasks = [new_task(a, "CHAIN", now + i) for i in range(3)]
+    await a.create_many(tasks, now=now)
+    assert [t.id for t in await claim(a, "CHAIN", now + 5)] == [tasks[0].id]
+    assert [t.id for t in await claim(b, "CHAIN", now + 5)] == [tasks[1].id]
+    claimed, peeks = await peeks_during(redis_server, claim(a, "CHAIN", now + 5))
+    assert [t.id for t in claimed] == [tasks[2].id] and peeks == 1
+
+
+async def test_a_batch_claim_does_not_take_the_chained_head_alone(
+        open_store: OpenStore, redis_server: RedisServer) -> None:
+    store = await open_store(redis_server.url)
+    now = time.time()
+    tasks = [new_task(store, "CHAIN", now + i) for i in range(4)]
+    await store.create_many(tasks, now=now)
+    assert [t.id for t in await claim(store, "CHAIN", now + 5)] == [tasks[0].id]
+    claimed = await claim(store, "CHAIN", now + 5, count=10)
+    assert [t.id for t in claimed] == [t.id for t in tasks[1:]]

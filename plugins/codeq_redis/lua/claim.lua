@@ -2,7 +2,8 @@
 -- The caller peeked the head of the ready set and passes the candidates best first;
 -- one that another claim took meanwhile is skipped.
 -- With `lone` set the caller did not peek: its one candidate is the task whose arrival
--- made the ready set non-empty. It is claimed only while it is still the head, no delayed
+-- made the ready set non-empty, or the head a previous claim answered. It is claimed
+-- only while it is still the head, no delayed
 -- task is due and (when more than one is wanted) nothing else is ready; otherwise the
 -- answer is 'STALE' and the caller peeks.
 -- KEYS[1] ready zset     KEYS[2] leases zset    KEYS[3] paused flag   KEYS[4] delayed zset
@@ -10,8 +11,10 @@
 -- ARGV[1] now            ARGV[2] worker id      ARGV[3] lease_until  ARGV[4] count
 -- ARGV[5] lone ('1' or '')
 -- ARGV[4+2i] candidate id i, ARGV[5+2i] the fresh lease id for it
--- Returns {false, task, task, ...} (claimed tasks, in order; none when the command is
---         paused); {'STALE'} when a lone candidate is not the one to claim.
+-- Returns {head, task, task, ...}: the claimed tasks in order (none when the command is
+--         paused) after the id now at the head of the ready set (false when it is empty
+--         or paused), which the caller may try as its next lone candidate;
+--         {'STALE'} when a lone candidate is not the one to claim.
 local now, worker, lease_until, count = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local out = {false}
 if redis.call('EXISTS', KEYS[3]) == 1 then return out end
@@ -36,4 +39,5 @@ while 4 + 2 * i <= #KEYS and #out - 1 < count do
   end
   i = i + 1
 end
+out[1] = redis.call('ZRANGE', KEYS[1], 0, 0)[1] or false
 return out
