@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from claim_latency import fill
 from codeq_redis import RedisStorage
 from codeq_redis.keys import QueueKeys
+from codeq_redis.store import _Claimer
 
 COMMAND = "bench.limit"
 PIPELINE = 100
@@ -38,7 +39,8 @@ async def measure(url: str, tasks: int) -> Limit:
                for i in await store.client.zrange(QueueKeys(COMMAND).ready, 0, -1)]
         now = time.time()
         sha = store._scripts.by_name["claim"].sha
-        calls = [store._claim_calls(COMMAND, [task_id], 1, "bench", str(now + 3600), now)[0][1:]
+        claimer = _Claimer("bench", str(now + 3600), 1)
+        calls = [store._claim_calls(COMMAND, [task_id], [claimer], now)[0][1:]
                  for task_id in ids]
         half = len(calls) // 2
         started = time.perf_counter()

@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -76,6 +76,8 @@ from codeq_redis.scripts import SEQ_PER_SECOND, TIER, TIERS, Scripts
 CLAIM_SLACK = 4
 #: How often a peek-then-take step (claim, taking callbacks) peeks again when raced.
 RACE_ROUNDS = 8
+#: Tasks one batch of claims that arrived together may ask for (the server's batch limit).
+MAX_CLAIM_TOGETHER = 1000
 PROMOTE_ON_CLAIM = 100
 #: How often the due indexes are rebuilt from every command's queues (a safety net for a
 #: process that died between a transition and its index update).
@@ -96,6 +98,41 @@ CLUSTER_CONCURRENCY = 32
 def _optional(value: str | None) -> str:
     """Optional script argument: '' for None, '=' + value otherwise."""
     return "" if value is None else "=" + value
+
+
+@dataclass(slots=True)
+class _Claimer:
+    """One claim: for whom, until when, how many tasks; and where its answer goes."""
+
+    worker_id: str
+    lease_until: str
+    count: int
+    answer: asyncio.Future[list[Task]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    def taking(self, count: int) -> _Claimer:
+        return _Claimer(self.worker_id, self.lease_until, count, self.answer)
+
+
+def _still_wanting(claimers: Sequence[_Claimer], served: int) -> list[_Claimer]:
+    """The claimers the first ``served`` tasks (handed out in order) left wanting more."""
+    left: list[_Claimer] = []
+    for claimer in claimers:
+        if served >= claimer.count:
+            served -= claimer.count
+        else:
+            left.append(claimer.taking(claimer.count - served) if served else claimer)
+            served = 0
+    return left
+
+
+def _shares(claimers: Sequence[_Claimer], tasks: list[Task]) -> list[list[Task]]:
+    """The tasks of each claimer: handed out in order, each taking up to its count."""
+    shares, start = [], 0
+    for claimer in claimers:
+        shares.append(tasks[start:start + claimer.count])
+        start += claimer.count
+    return shares
 
 
 @dataclass(slots=True)
@@ -133,8 +170,10 @@ class RedisStorage(Storage):
         #: next one-task claim tries it without peeking. (Not for batch claims: with more
         #: than one task ready, a lone claim of several is always stale.)
         self._next_head: dict[str, str] = {}
-        #: Claims of one command on their way, by command.
-        self._claiming: Counter[str] = Counter()
+        #: Claims of one command waiting for the one on its way, and the task that runs
+        #: them (``_claim_together``), by command.
+        self._claims_waiting: dict[str, list[tuple[_Claimer, float]]] = {}
+        self._claim_drainers: dict[str, asyncio.Task[None]] = {}
 
     @property
     def client(self) -> Client:
@@ -161,6 +200,10 @@ class RedisStorage(Storage):
         await self._all_commands()
 
     async def close(self) -> None:
+        drainers = list(self._claim_drainers.values())
+        for drainer in drainers:
+            drainer.cancel()
+        await asyncio.gather(*drainers, return_exceptions=True)
         if self._listener is not None:
             await self._listener.stop()
             self._listener = None
@@ -482,20 +525,22 @@ class RedisStorage(Storage):
         return [_Head(name, replies[3 * i], bool(replies[3 * i + 1]), bool(replies[3 * i + 2]))
                 for i, name in enumerate(names)]
 
-    def _claim_calls(self, command: str, candidates: list[str], take: int, worker_id: str,
-                     lease_until: str, now: float, *, lone: bool = False
-                     ) -> list[tuple[str, list[str], list[str]]]:
-        """The claim script and, in the same round trip, the leases index lowered to this
-        lease (a no-op unless it is the command's earliest; a claim that took nothing only
-        makes the reaper look early)."""
+    def _claim_calls(self, command: str, candidates: list[str], claimers: Sequence[_Claimer],
+                     now: float, *, lone: bool = False) -> list[tuple[str, list[str], list[str]]]:
+        """The claim script and, in the same round trip, the leases index lowered to the
+        earliest of these leases (a no-op unless it is the command's earliest; a claim that
+        took nothing only makes the reaper look early)."""
         q = QueueKeys(command)
         keys = [q.ready, q.leases, q.paused, q.delayed]
-        args = [num(now), worker_id, lease_until, str(take), "1" if lone else ""]
+        args = [num(now), "1" if lone else "", str(len(claimers))]
+        for claimer in claimers:
+            args += [claimer.worker_id, claimer.lease_until, str(claimer.count)]
         for task_id in candidates:
             t = self._task_keys(task_id, command)
             keys += [t.task, t.history]
             args += [task_id, new_id()]
-        return [("claim", keys, args), ("index_lower", [LEASES_INDEX], [command, lease_until])]
+        earliest = min((claimer.lease_until for claimer in claimers), key=float)
+        return [("claim", keys, args), ("index_lower", [LEASES_INDEX], [command, earliest])]
 
     @translate_errors
     async def claim(self, commands: Sequence[str] | None, *, worker_id: str,
@@ -503,43 +548,82 @@ class RedisStorage(Storage):
         """Peek every command's head, pick the best across them, claim on their shards.
 
         A candidate taken by a concurrent claim is skipped by the script; when a
-        round got fewer tasks than it aimed for, the next round peeks again. A claim
-        for one command whose queue just went from empty to one task (an idle worker
-        woken by a create) claims that task without peeking, and so does a one-task claim
-        that follows another with none in between (a worker taking a backlog one by one):
-        it tries the head the previous claim answered.
+        round got fewer tasks than it aimed for, the next round peeks again.
+
+        Claims of one command that arrive while one is on its way to Redis wait and
+        then go together, in one peek and one script (``_claim_together``): claims of
+        one process never race each other for the same head.
+
+        A claim for one command whose queue just went from empty to one task (an idle
+        worker woken by a create) claims that task without peeking, and so does a
+        one-task claim after another (a worker taking a backlog one by one): it tries
+        the head the previous claim answered.
         """
         names = await self._claim_names(commands)
+        claimer = _Claimer(worker_id, num(now + lease_seconds), count)
         if commands is None or len(names) != 1:
-            return await self._claim(names, commands, worker_id, num(now + lease_seconds),
-                                     count, now, lone=None, chain=False)
-        command = names[0]
-        # A one-task claim's answer names the next one's candidate, unless other claims of
-        # the command are on their way: they would all race for that one head.
-        chain = count == 1 and not self._claiming[command]
-        lone = self._lone.pop(command, None)
-        if lone is None and chain:
-            lone = self._next_head.pop(command, None)
-        self._claiming[command] += 1
-        try:
-            return await self._claim(names, commands, worker_id, num(now + lease_seconds),
-                                     count, now, lone=lone, chain=chain)
-        finally:
-            self._claiming[command] -= 1
-            if not self._claiming[command]:
-                del self._claiming[command]
+            return await self._claim(names, commands, [claimer], now)
+        return await self._claim_together(names[0], claimer, now)
 
-    async def _claim(self, names: list[str], commands: Sequence[str] | None, worker_id: str,
-                     lease_until: str, count: int, now: float, *, lone: str | None,
-                     chain: bool) -> list[Task]:
+    async def _claim_together(self, command: str, claimer: _Claimer, now: float
+                              ) -> list[Task]:
+        waiting = self._claims_waiting.setdefault(command, [])
+        waiting.append((claimer, now))
+        if command not in self._claim_drainers:
+            self._claim_drainers[command] = asyncio.create_task(self._drain_claims(command))
+        return await claimer.answer
+
+    async def _drain_claims(self, command: str) -> None:
+        """Run the waiting claims of ``command``, those that arrived together at once,
+        until none waits; each claimer gets its answer or the error of its batch."""
+        batch: list[_Claimer] = []
+        try:
+            while waiting := self._claims_waiting.pop(command, None):
+                batch, wanted, now = [], 0, waiting[0][1]
+                for claimer, arrived_now in waiting:
+                    if claimer.answer.done():
+                        continue  # its request is gone
+                    if wanted >= MAX_CLAIM_TOGETHER:  # the next batch's
+                        self._claims_waiting.setdefault(command, []).append(
+                            (claimer, arrived_now))
+                        continue
+                    batch.append(claimer)
+                    wanted += claimer.count
+                if not batch:
+                    continue
+                lone = self._lone.pop(command, None)
+                chain = wanted == 1  # the answer names the next one-task claim's candidate
+                if lone is None and chain:
+                    lone = self._next_head.pop(command, None)
+                try:
+                    tasks = await self._claim([command], [command], batch, now, lone=lone,
+                                              chain=chain)
+                except Exception as exc:  # noqa: BLE001 -- each claimer raises it
+                    for claimer in batch:
+                        if not claimer.answer.done():
+                            claimer.answer.set_exception(exc)
+                    continue
+                for claimer, share in zip(batch, _shares(batch, tasks), strict=True):
+                    if not claimer.answer.done():
+                        claimer.answer.set_result(share)
+        finally:  # stopped (the store closes): no claim is left waiting for ever
+            del self._claim_drainers[command]
+            for claimer in [*batch, *(c for c, _ in self._claims_waiting.pop(command, []))]:
+                if not claimer.answer.done():
+                    claimer.answer.cancel()
+
+    async def _claim(self, names: list[str], commands: Sequence[str] | None,
+                     claimers: list[_Claimer], now: float, *, lone: str | None = None,
+                     chain: bool = False) -> list[Task]:
+        """Tasks for ``claimers`` in order, each taking its count of the best ones left."""
         if lone is not None:
-            tasks = await self._claim_lone(names[0], lone, count, worker_id, lease_until, now,
-                                           chain=chain)
+            tasks = await self._claim_lone(names[0], lone, claimers, now, chain=chain)
             if tasks is not None:
                 return tasks
         claimed: list[Task] = []
         for round_ in range(RACE_ROUNDS):
-            want = count - len(claimed)
+            left = _still_wanting(claimers, len(claimed))
+            want = sum(claimer.count for claimer in left)
             if want <= 0 or not names:
                 break
             heads = await self._peek(names, want + CLAIM_SLACK, now,
@@ -555,20 +639,19 @@ class RedisStorage(Storage):
                                                    PROMOTE_ON_CLAIM)
                     await self._promote(command, now, [task_id for task_id, _ in due_ids])
                 continue
-            got, raced = await self._claim_round(heads, want, worker_id, lease_until, now,
-                                                 chain=chain)
+            got, raced = await self._claim_round(heads, want, left, now, chain=chain)
             claimed += got
             if not raced:
                 break
         return claimed
 
-    async def _claim_lone(self, command: str, task_id: str, count: int, worker_id: str,
-                          lease_until: str, now: float, *, chain: bool) -> list[Task] | None:
+    async def _claim_lone(self, command: str, task_id: str, claimers: list[_Claimer],
+                          now: float, *, chain: bool) -> list[Task] | None:
         """Claim the task that made ``command``'s ready set non-empty, or the head a claim
         left, without peeking first (one round trip instead of two); None when it is no
         longer the one to claim."""
-        reply = (await self._run_many(self._claim_calls(command, [task_id], count, worker_id,
-                                                        lease_until, now, lone=True)))[0]
+        reply = (await self._run_many(self._claim_calls(command, [task_id], claimers, now,
+                                                        lone=True)))[0]
         if reply[0] == "STALE":
             return None
         return self._claimed(command, reply, chain=chain)
@@ -586,17 +669,18 @@ class RedisStorage(Storage):
             self._remember(task.id, command)
         return tasks
 
-    async def _claim_round(self, heads: list[_Head], want: int, worker_id: str,
-                           lease_until: str, now: float, *, chain: bool
-                           ) -> tuple[list[Task], bool]:
+    async def _claim_round(self, heads: list[_Head], want: int, claimers: list[_Claimer],
+                           now: float, *, chain: bool) -> tuple[list[Task], bool]:
         best = sorted((score, h.command, task_id) for h in heads for task_id, score in h.ready)
         take: dict[str, int] = {}
         for _, command, _ in best[:want]:
             take[command] = take.get(command, 0) + 1
         chosen = [h for h in heads if h.command in take]
         calls = [call for h in chosen
-                 for call in self._claim_calls(h.command, [task_id for task_id, _ in h.ready],
-                                               take[h.command], worker_id, lease_until, now)]
+                 for call in self._claim_calls(
+                     h.command, [task_id for task_id, _ in h.ready],
+                     claimers if len(claimers) > 1 else [claimers[0].taking(take[h.command])],
+                     now)]
         replies = (await self._run_many(calls))[::2]
         got: list[Task] = []
         raced = False
