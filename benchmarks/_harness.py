@@ -230,6 +230,13 @@ def header(title: str, *lines: str) -> str:
         *lines])
 
 
+def publish(report: str, output: Path) -> None:
+    """Print a benchmark's report and write it to ``output`` (its results file)."""
+    print(report)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(report)
+
+
 def percentile(samples: Sequence[float], p: int) -> float:
     """The p-th percentile (1..99) of ``samples``."""
     return statistics.quantiles(samples, n=100)[p - 1]

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from _harness import BENCH_DIR, bench_env, header, percentile, running, table
+from _harness import BENCH_DIR, bench_env, header, percentile, publish, running, table
 from _systems import SERVER_START_TIMEOUT, flush
 from claim_latency import BIG, SMALL, fill
 from claim_latency import measure as claims
@@ -353,9 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sections.append(rss_section(args.rss_tasks, redis, root))
         flush(redis)
     report = "\n\n".join([header("codeq latency benchmark"), *sections]) + "\n"
-    print(report)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(report)
+    publish(report, args.output)
     return 0
 
 

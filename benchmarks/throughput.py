@@ -49,6 +49,7 @@ from _harness import (
     bench_env,
     cpu_seconds,
     header,
+    publish,
     running,
     spread,
     table,
@@ -392,9 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         table(["system", "store", "server", "full cycle /s", "enqueue /s", "drain /s",
                "CPU ms/task", "server/workers/redis/producer"], [r.cells() for r in rows]),
         ratios(rows), targets(rows), sizing_notes(rows)]).rstrip() + "\n"
-    print(report)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(report)
+    publish(report, args.output)
     if args.profile:
         profiles = profile_report(rows)
         (args.output.parent / "profile.txt").write_text(profiles)

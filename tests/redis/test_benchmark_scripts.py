@@ -43,3 +43,21 @@ def test_latency_measures_wake_ups_and_claims_at_depth(tmp_path: Path) -> None:
     assert sorted(wake_ups) == ["redis", "redis", "sqlite", "sqlite"], report
     assert re.search(rf"^1,000\s+50\s+{NUMBER}\s+{NUMBER}\s+.*of depth 100", report,
                      re.MULTILINE), report
+
+
+def test_client_cost_measures_each_client(tmp_path: Path) -> None:
+    out = tmp_path / "client-cost.txt"
+    run("client_cost.py", "--requests", "200", "--rounds", "1", "--output", str(out))
+    report = out.read_text()
+    for client in ("aiohttp alone", r"codeq\.AsyncClient \(default\)",
+                   r"codeq\.AsyncClient through"):
+        assert re.search(rf"^{client}.*\s{NUMBER}\s+{NUMBER}-{NUMBER}\s+{NUMBER}x$", report,
+                         re.MULTILINE), report
+
+
+def test_claim_contention_claims_every_task_at_each_level(tmp_path: Path) -> None:
+    out = tmp_path / "claim-contention.txt"
+    run("claim_contention.py", "--claims", "200", "--output", str(out))
+    levels = re.findall(rf"^(\d+)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+(\d+)$", out.read_text(),
+                        re.MULTILINE)
+    assert levels == [("1", "0"), ("8", "0"), ("32", "0")], out.read_text()
