@@ -1,9 +1,9 @@
 """How ``AsyncClient`` sends by default: straight through aiohttp's connection pool and C
 HTTP parser, with httpx's request arguments and answers. Building httpx's own request
 and URL objects costs as much CPU as aiohttp's whole exchange, and a busy worker or
-producer spends most of its time sending; this takes half the CPU per request of
-httpx with an aiohttp transport, and a quarter of httpx alone. ``AsyncClient(transport=)``
-still sends through httpx, with any httpx transport.
+producer spends most of its time sending; this takes about a sixth of the CPU per
+request of httpx (``benchmarks/client_cost.py``). ``AsyncClient(transport=)`` still
+sends through httpx, with any httpx transport.
 
 The failures are httpx's, mapped so that the client's retry rules stay true: only a
 failure before the request could leave (no connection made, none free in the pool
@@ -92,11 +92,11 @@ class AiohttpSender:
         if json is not _NO_BODY:
             body = _json_body(json)
             headers = {**headers, "Content-Type": "application/json"}
+        seconds = self._default_timeout if timeout is None else timeout
         try:
             async with self._session.request(
-                    method, yarl.URL(target, encoded=True), headers=headers, data=body, allow_redirects=False,
-                    timeout=_timeout(self._default_timeout if timeout is None else timeout)
-            ) as answer:
+                    method, yarl.URL(target, encoded=True), headers=headers, data=body,
+                    allow_redirects=False, timeout=_timeout(seconds)) as answer:
                 content = await answer.read()
         except aiohttp.ClientError as exc:
             raise _as_httpx(exc) from exc

@@ -18,10 +18,10 @@ How the documents mark their commands (keep to it when editing them):
 quickstart.md is one story and runs in one shell, top to bottom.
 troubleshooting.md runs one shell per ``##`` section (each stands on its own),
 several at once, all against one server: a queue (command name) belongs to one
-part only, or one part's cleanup or purge would take another's tasks. Every shell gets a dev-mode ``codeq serve`` on a free port in
-``CODEQ_BASE_URL``, the server's data directory in ``CODEQ_DATA_DIR`` (so the CLI
-mints dev tokens), and its own empty HOME and working directory. The whole run
-has ``BUDGET_SECONDS``.
+part only, or one part's cleanup or purge would take another's tasks. Every shell
+gets the server's URL in ``CODEQ_BASE_URL`` (a dev-mode ``codeq serve`` on a free
+port), its data directory in ``CODEQ_DATA_DIR`` (so the CLI mints dev tokens), and
+its own empty HOME and working directory. The whole run has ``BUDGET_SECONDS``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,9 @@ EXPECT_EXIT = re.compile(r"#\s*expect:\s*exit\s+(\d+)\s*$")
 IN_ANOTHER_TERMINAL = re.compile(r"#\s*in another terminal\s*$")
 SERVER_COMMAND = "codeq serve"
 MARKER = "@@codeq-doc"
-QUEUE_NAMES = re.compile(r"(?:--events?|--command)[ =]([A-Z][A-Z0-9_,]*)|\bqueue \w+ ([A-Z][A-Z0-9_]*)")
+#: The queues a command names: ``--event(s) A[,B]``, ``--command A``, ``queue <verb> A``.
+QUEUE_NAMES = re.compile(
+    r"(?:--events?|--command)[ =]([A-Z][A-Z0-9_,]*)|\bqueue \w+ ([A-Z][A-Z0-9_]*)")
 
 
 @dataclass(frozen=True)

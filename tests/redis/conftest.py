@@ -54,3 +54,11 @@ def new_task(store: RedisStorage, command: str, now: float, *, priority: int = 5
                 visible_at=visible_at)
     task.record(now, "created")
     return task
+
+
+async def created(store: RedisStorage, command: str, count: int, now: float, *,
+                  priority: int = 5) -> list[Task]:
+    """``count`` ready tasks of ``command``, a second apart from ``now``, stored in one batch."""
+    tasks = [new_task(store, command, now + i, priority=priority) for i in range(count)]
+    await store.create_many(tasks, now=now)
+    return tasks

@@ -13,7 +13,7 @@ from codeq_redis import RedisStorage
 from codeq.core.domain import Status, Task
 from codeq.core.errors import StoreUnavailable
 from codeq.testing.redis_server import RedisServer
-from tests.redis.conftest import OpenStore, new_task
+from tests.redis.conftest import OpenStore, created
 from tests.redis.test_lone_claim import peeks_during
 
 LEASE = 30.0
@@ -29,11 +29,10 @@ async def test_concurrent_claims_each_get_a_task_with_few_peeks(
         open_store: OpenStore, redis_server: RedisServer) -> None:
     store = await open_store(redis_server.url)
     now = time.time()
-    tasks = [new_task(store, "TOGETHER", now + i / 1000) for i in range(64)]
-    await store.create_many(tasks, now=now)
+    tasks = await created(store, "TOGETHER", 64, now)
 
     async def at_once() -> list[list[Task]]:
-        return await asyncio.gather(*(claim(store, f"w{i % 4}", now + 1) for i in range(64)))
+        return await asyncio.gather(*(claim(store, f"w{i % 4}", now + 99) for i in range(64)))
 
     answers, peeks = await peeks_during(redis_server, at_once())
     assert all(len(answer) == 1 for answer in answers)
@@ -46,9 +45,8 @@ async def test_the_earliest_claims_get_the_best_tasks_and_their_own_leases(
         open_store: OpenStore, redis_server: RedisServer) -> None:
     store = await open_store(redis_server.url)
     now = time.time()
-    low = [new_task(store, "TOGETHER", now + i, priority=1) for i in range(3)]
-    high = [new_task(store, "TOGETHER", now + 3 + i, priority=9) for i in range(2)]
-    await store.create_many([*low, *high], now=now)
+    low = await created(store, "TOGETHER", 3, now, priority=1)
+    high = await created(store, "TOGETHER", 2, now + 3, priority=9)
     first, batch, last = await asyncio.gather(
         claim(store, "a", now + 10, lease=60), claim(store, "b", now + 10, count=3, lease=90),
         claim(store, "c", now + 10, lease=120))
@@ -59,7 +57,8 @@ async def test_the_earliest_claims_get_the_best_tasks_and_their_own_leases(
         for task in answer:
             stored = await store.get(task.id)
             assert stored is not None and stored.status is Status.IN_PROGRESS
-            assert (stored.worker_id, stored.lease_until) == (worker, pytest.approx(now + 10 + lease))
+            assert stored.worker_id == worker
+            assert stored.lease_until == pytest.approx(now + 10 + lease)
             assert [h.event for h in stored.history][-1] == "claimed"
 
 
@@ -67,8 +66,7 @@ async def test_claims_beyond_what_is_ready_get_nothing(open_store: OpenStore,
                                                        redis_server: RedisServer) -> None:
     store = await open_store(redis_server.url)
     now = time.time()
-    tasks = [new_task(store, "TOGETHER", now + i) for i in range(2)]
-    await store.create_many(tasks, now=now)
+    await created(store, "TOGETHER", 2, now)
     answers = await asyncio.gather(*(claim(store, "w", now + 5) for _ in range(5)))
     assert [len(a) for a in answers] == [1, 1, 0, 0, 0]
 
@@ -77,8 +75,7 @@ async def test_a_claim_given_up_while_waiting_leaves_the_others_served(
         open_store: OpenStore, redis_server: RedisServer) -> None:
     store = await open_store(redis_server.url)
     now = time.time()
-    tasks = [new_task(store, "TOGETHER", now + i) for i in range(3)]
-    await store.create_many(tasks, now=now)
+    tasks = await created(store, "TOGETHER", 3, now)
     first = asyncio.ensure_future(claim(store, "w", now + 5))
     gone = asyncio.ensure_future(claim(store, "w", now + 5))
     others = [asyncio.ensure_future(claim(store, "w", now + 5)) for _ in range(2)]

@@ -14,7 +14,7 @@ from codeq_redis import RedisStorage
 
 from codeq.core.domain import Task
 from codeq.testing.redis_server import RedisServer
-from tests.redis.conftest import OpenStore, new_task
+from tests.redis.conftest import OpenStore, created, new_task
 
 LEASE = 30.0
 T = TypeVar("T")
@@ -106,8 +106,7 @@ async def test_a_batch_claim_takes_everything_ready_not_just_the_lone_task(
         open_store: OpenStore, redis_server: RedisServer) -> None:
     store = await open_store(redis_server.url)
     now = time.time()
-    tasks = [new_task(store, "LONE", now + i) for i in range(3)]
-    await store.create_many(tasks, now=now)
+    tasks = await created(store, "LONE", 3, now)
     claimed = await claim(store, "LONE", now + 5, count=10)
     assert [t.id for t in claimed] == [t.id for t in tasks]
 
@@ -162,8 +161,7 @@ async def test_a_head_claimed_elsewhere_breaks_the_chain(open_store: OpenStore,
                                                         redis_server: RedisServer) -> None:
     a, b = await open_store(redis_server.url), await open_store(redis_server.url)
     now = time.time()
-    tasks = [new_task(a, "CHAIN", now + i) for i in range(3)]
-    await a.create_many(tasks, now=now)
+    tasks = await created(a, "CHAIN", 3, now)
     assert [t.id for t in await claim(a, "CHAIN", now + 5)] == [tasks[0].id]
     assert [t.id for t in await claim(b, "CHAIN", now + 5)] == [tasks[1].id]
     claimed, peeks = await peeks_during(redis_server, claim(a, "CHAIN", now + 5))
@@ -174,8 +172,7 @@ async def test_a_batch_claim_does_not_take_the_chained_head_alone(
         open_store: OpenStore, redis_server: RedisServer) -> None:
     store = await open_store(redis_server.url)
     now = time.time()
-    tasks = [new_task(store, "CHAIN", now + i) for i in range(4)]
-    await store.create_many(tasks, now=now)
+    tasks = await created(store, "CHAIN", 4, now)
     assert [t.id for t in await claim(store, "CHAIN", now + 5)] == [tasks[0].id]
     claimed = await claim(store, "CHAIN", now + 5, count=10)
     assert [t.id for t in claimed] == [t.id for t in tasks[1:]]

@@ -30,7 +30,7 @@ if ARGV[2] == '1' then
     return {'STALE'}
   end
 end
-local j, left = 1, tonumber(ARGV[6])
+local j, left = 1, tonumber(ARGV[3 + 3])  -- claimer 1 and the count it wants
 local i = 1
 while 4 + 2 * i <= #KEYS and j <= n do
   local id, tkey, hkey = ARGV[first + 2 * i], KEYS[3 + 2 * i], KEYS[4 + 2 * i]
