@@ -68,7 +68,7 @@ async def measure(url: str, requests: int, rounds: int) -> dict[str, list[float]
                 TASK_ID, "COMPLETED", result={"ok": True}),
         }
         found: dict[str, list[float]] = {name: [] for name in ways}
-        for name, send in ways.items():
+        for send in ways.values():
             await cpu_per_request(send, requests // 10)  # warm-up: connections, imports
         for _ in range(rounds):
             for name, send in ways.items():
