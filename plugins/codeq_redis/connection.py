@@ -19,7 +19,13 @@ from urllib.parse import parse_qs, unquote
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import ConnectionPool, RedisSSLContext, SSLConnection
+from redis.asyncio.connection import (
+    AbstractConnection,
+    Connection,
+    ConnectionPool,
+    RedisSSLContext,
+    SSLConnection,
+)
 from redis.backoff import NoBackoff
 from redis.exceptions import (
     BusyLoadingError,
@@ -33,6 +39,12 @@ from redis.retry import Retry
 
 from codeq.core.errors import ConfigError, StoreUnavailable
 from codeq_redis import SCHEMES
+
+hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
+try:
+    from hiredis import pack_command as hiredis_pack
+except ImportError:  # the ``redis`` extra is not installed: redis-py packs in Python
+    hiredis_pack = None
 
 SOCKET_TIMEOUT = 2.0
 CONNECT_TIMEOUT = 3.0
@@ -91,11 +103,47 @@ class _SharedContextSSLConnection(SSLConnection):
         self.ssl_context = shared_ssl_context
 
 
-def _share_tls_context(pool: ConnectionPool) -> None:
+class _HiredisPacking:
+    """Commands packed into the Redis protocol by hiredis, in C.
+
+    redis-py's asyncio connections pack every argument in Python: about 50 µs
+    for a script call with 30 arguments against 7 µs here, and a fifth of the
+    server's CPU on a batch of creates. The bytes are the same. What hiredis
+    does not take (a command name with a space in it, a ``bytearray``, a value
+    redis-py refuses with its own error) goes to redis-py's packer.
+    """
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        first = args[0] if args else None
+        if hiredis_pack is not None and isinstance(first, str) and " " not in first:
+            try:
+                return [hiredis_pack(args)]
+            except TypeError:
+                pass
+        return super().pack_command(*args)  # type: ignore[misc]
+
+
+class _PackedConnection(_HiredisPacking, Connection):
+    pass
+
+
+class _PackedSSLConnection(_HiredisPacking, _SharedContextSSLConnection):
+    pass
+
+
+_PACKED: dict[type[AbstractConnection], type[AbstractConnection]] = {
+    Connection: _PackedConnection,
+    _SharedContextSSLConnection: _PackedSSLConnection,
+}
+
+
+def _tune(pool: ConnectionPool) -> None:
+    """One TLS context for the pool's connections, and commands packed by hiredis."""
     if pool.connection_class is SSLConnection:
         context = SSLConnection(**pool.connection_kwargs).ssl_context  # not connected
         pool.connection_class = _SharedContextSSLConnection
         pool.connection_kwargs["shared_ssl_context"] = context
+    pool.connection_class = _PACKED.get(pool.connection_class, pool.connection_class)
 
 
 @dataclass(frozen=True)
@@ -143,12 +191,20 @@ class Target:
     def connect(self) -> Client:
         if not self.cluster:
             client = Redis.from_url(self.url, **self.common())
-            _share_tls_context(client.connection_pool)
+            _tune(client.connection_pool)
             return client
-        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in self.nodes],
-                            username=self.username, password=self.password, **self.common())
+        cluster = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in self.nodes],
+                               username=self.username, password=self.password,
+                               **self.common())
+        # The nodes found later are made from these arguments; the first ones exist already.
+        cluster.connection_kwargs["connection_class"] = _PackedConnection
+        for node in cluster.startup_nodes:
+            node.connection_class = _PackedConnection
+        return cluster
 
     def node_client(self, host: str, port: int) -> Redis:
         """A plain client for one cluster node (its pub/sub)."""
-        return Redis(host=host, port=port, username=self.username, password=self.password,
-                     **self.common())
+        client = Redis(host=host, port=port, username=self.username, password=self.password,
+                       **self.common())
+        _tune(client.connection_pool)
+        return client

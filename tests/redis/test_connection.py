@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 from codeq_redis import RedisStorage
-from codeq_redis.connection import Target
+from codeq_redis.connection import Target, _HiredisPacking
+from redis.asyncio.connection import Connection
+from redis.exceptions import DataError
 
 from codeq.core.config import load_settings
 from codeq.core.errors import ConfigError
@@ -49,3 +51,31 @@ def test_the_legacy_redis_addr_setting_opens_this_backend() -> None:
     assert settings.storage_url == "redis://:pw@127.0.0.1:6390"
     store = open_storage(settings.storage_url, settings)
     assert isinstance(store, RedisStorage) and not store.cluster
+
+
+PACKED_ARGS = [
+    ("EVALSHA", "a" * 40, 2, "codeq:{c}:ready", "codeq:{c}:task:1", "x", 1.5, 1 / 3, 1e20, -3,
+     10**20, "é ü", b"\x00\xff", "", 0),
+    ("SCRIPT LOAD", "return 1"),  # a command name with a space: redis-py splits it
+    ("SET", "k", bytearray(b"v")),  # a type hiredis does not take
+    ("SET", "k", memoryview(b"v")),
+]
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "rediss://127.0.0.1:1/0"])
+@pytest.mark.parametrize("args", PACKED_ARGS, ids=["script", "spaced", "bytearray",
+                                                   "memoryview"])
+def test_commands_are_packed_by_hiredis_into_the_same_bytes(url: str, args: tuple) -> None:
+    pool = Target.parse(url).connect().connection_pool
+    connection = pool.make_connection()
+    assert isinstance(connection, _HiredisPacking)
+    plain = Connection()
+    assert (b"".join(bytes(c) for c in connection.pack_command(*args))
+            == b"".join(bytes(c) for c in plain.pack_command(*args)))
+
+
+def test_values_redis_py_refuses_are_still_refused_with_its_error() -> None:
+    connection = Target.parse("redis://127.0.0.1:1/0").connect().connection_pool.make_connection()
+    for bad in (None, True, [1]):
+        with pytest.raises(DataError):
+            connection.pack_command("SET", "k", bad)
