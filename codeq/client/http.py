@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
 
 import httpx
 
@@ -33,7 +33,9 @@ from codeq import __version__
 from codeq.client import calls
 from codeq.client.calls import API, ROOT_PATHS, Call
 from codeq.client.errors import ApiError, ConnectionFailed, error_for
-from codeq.client.transport import AiohttpSender
+
+if TYPE_CHECKING:
+    from codeq.client.transport import AiohttpSender
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -236,6 +238,10 @@ class AsyncClient(_Base):
         super().__init__(base_url, token, **options)
         self._http: httpx.AsyncClient | AiohttpSender
         if transport is None:
+            # Imported here: aiohttp takes ~0.15 s to import, which every command-line
+            # call (all on the sync client) would otherwise pay.
+            from codeq.client.transport import AiohttpSender
+
             self._http = AiohttpSender(self.config.base_url, self.config.timeout,
                                        self.config.limits)
         else:

@@ -74,6 +74,9 @@ from codeq_redis.scripts import SEQ_PER_SECOND, TIER, TIERS, Scripts
 #: Extra ready candidates passed to a claim script beyond what it should take, so that a
 #: claim racing another one still finds work without a second peek.
 CLAIM_SLACK = 4
+#: Best ready tasks a claim answers at least, for the next claim to take without peeking
+#: (claims arriving together at once want more than the one before them).
+CHAIN_HEADS = 16
 #: How often a peek-then-take step (claim, taking callbacks) peeks again when raced.
 RACE_ROUNDS = 8
 #: Tasks one batch of claims that arrived together may ask for (the server's batch limit).
@@ -166,10 +169,9 @@ class RedisStorage(Storage):
         #: Per command, the task whose arrival made its ready set non-empty, kept for the
         #: next claim to take without peeking (``_claim_lone``).
         self._lone: dict[str, str] = {}
-        #: Per command, the head of its ready set as the last one-task claim left it: the
-        #: next one-task claim tries it without peeking. (Not for batch claims: with more
-        #: than one task ready, a lone claim of several is always stale.)
-        self._next_head: dict[str, str] = {}
+        #: Per command, the best ready tasks as the last claim left them: the next claim
+        #: tries them without peeking.
+        self._next_heads: dict[str, list[str]] = {}
         #: Claims of one command waiting for the one on its way, and the task that runs
         #: them (``_claim_together``), by command.
         self._claims_waiting: dict[str, list[tuple[_Claimer, float]]] = {}
@@ -532,7 +534,8 @@ class RedisStorage(Storage):
         took nothing only makes the reaper look early)."""
         q = QueueKeys(command)
         keys = [q.ready, q.leases, q.paused, q.delayed]
-        args = [num(now), "1" if lone else "", str(len(claimers))]
+        heads = max(sum(claimer.count for claimer in claimers), CHAIN_HEADS) + CLAIM_SLACK
+        args = [num(now), "1" if lone else "", str(heads), str(len(claimers))]
         for claimer in claimers:
             args += [claimer.worker_id, claimer.lease_until, str(claimer.count)]
         for task_id in candidates:
@@ -556,8 +559,8 @@ class RedisStorage(Storage):
 
         A claim for one command whose queue just went from empty to one task (an idle
         worker woken by a create) claims that task without peeking, and so does a
-        one-task claim after another (a worker taking a backlog one by one): it tries
-        the head the previous claim answered.
+        claim after another (workers taking a backlog): it tries the best tasks the
+        previous claim answered, those of them another process did not take meanwhile.
         """
         names = await self._claim_names(commands)
         claimer = _Claimer(worker_id, num(now + lease_seconds), count)
@@ -591,13 +594,12 @@ class RedisStorage(Storage):
                     wanted += claimer.count
                 if not batch:
                     continue
-                lone = self._lone.pop(command, None)
-                chain = wanted == 1  # the answer names the next one-task claim's candidate
-                if lone is None and chain:
-                    lone = self._next_head.pop(command, None)
+                created = self._lone.pop(command, None)
+                lone = ([created] if created
+                        else self._next_heads.pop(command, [])[:wanted + CLAIM_SLACK])
                 try:
                     tasks = await self._claim([command], [command], batch, now, lone=lone,
-                                              chain=chain)
+                                              chain=True)
                 except Exception as exc:  # noqa: BLE001 -- each claimer raises it
                     for claimer in batch:
                         if not claimer.answer.done():
@@ -613,14 +615,17 @@ class RedisStorage(Storage):
                     claimer.answer.cancel()
 
     async def _claim(self, names: list[str], commands: Sequence[str] | None,
-                     claimers: list[_Claimer], now: float, *, lone: str | None = None,
+                     claimers: list[_Claimer], now: float, *, lone: list[str] | None = None,
                      chain: bool = False) -> list[Task]:
-        """Tasks for ``claimers`` in order, each taking its count of the best ones left."""
-        if lone is not None:
-            tasks = await self._claim_lone(names[0], lone, claimers, now, chain=chain)
-            if tasks is not None:
-                return tasks
+        """Tasks for ``claimers`` in order, each taking its count of the best ones left;
+        with ``chain``, the best tasks left are remembered for the next claim."""
         claimed: list[Task] = []
+        if lone:
+            answer = await self._claim_lone(names[0], lone, claimers, now, chain=chain)
+            if answer is not None:
+                claimed, more = answer
+                if not more or len(claimed) >= sum(c.count for c in claimers):
+                    return claimed
         for round_ in range(RACE_ROUNDS):
             left = _still_wanting(claimers, len(claimed))
             want = sum(claimer.count for claimer in left)
@@ -645,25 +650,25 @@ class RedisStorage(Storage):
                 break
         return claimed
 
-    async def _claim_lone(self, command: str, task_id: str, claimers: list[_Claimer],
-                          now: float, *, chain: bool) -> list[Task] | None:
-        """Claim the task that made ``command``'s ready set non-empty, or the head a claim
-        left, without peeking first (one round trip instead of two); None when it is no
-        longer the one to claim."""
-        reply = (await self._run_many(self._claim_calls(command, [task_id], claimers, now,
+    async def _claim_lone(self, command: str, candidates: list[str], claimers: list[_Claimer],
+                          now: float, *, chain: bool) -> tuple[list[Task], bool] | None:
+        """Claim the task that made ``command``'s ready set non-empty, or the best tasks a
+        claim left, without peeking first (one round trip instead of two): the tasks, and
+        whether others are ready; None when they are no longer the ones to claim."""
+        reply = (await self._run_many(self._claim_calls(command, candidates, claimers, now,
                                                         lone=True)))[0]
         if reply[0] == "STALE":
             return None
-        return self._claimed(command, reply, chain=chain)
+        return self._claimed(command, reply, chain=chain), bool(reply[0])
 
     def _claimed(self, command: str, reply: list[Any], *, chain: bool) -> list[Task]:
-        """The tasks of a claim script's reply; with ``chain``, the head it answered becomes
-        the next one-task claim's candidate."""
+        """The tasks of a claim script's reply; with ``chain``, the best tasks it answered
+        become the next claim's candidates."""
         if chain:
-            if reply[0] is None:
-                self._next_head.pop(command, None)
+            if reply[0]:
+                self._next_heads[command] = reply[0]
             else:
-                self._next_head[command] = reply[0]
+                self._next_heads.pop(command, None)
         tasks = [decode_dumped(item) for item in reply[1:]]
         for task in tasks:
             self._remember(task.id, command)

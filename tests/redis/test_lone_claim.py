@@ -1,7 +1,7 @@
 """A claim for one command whose ready set just went from empty to one task takes that
-task without peeking first, and so does a one-task claim after another, taking the head
-the previous claim answered; either falls back to peeking whenever its candidate is not
-the one to take."""
+task without peeking first, and so does a claim after another, taking the best tasks
+the previous claim answered; either falls back to peeking whenever its candidates are
+not the ones to take."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import redis.asyncio as aioredis
 from codeq_redis import RedisStorage
+from codeq_redis.store import CHAIN_HEADS, CLAIM_SLACK
 
 from codeq.core.domain import Task
 from codeq.testing.redis_server import RedisServer
@@ -157,15 +158,46 @@ async def test_a_more_urgent_task_breaks_the_chain(open_store: OpenStore,
     assert [t.id for t in claimed] == [tasks[1].id] and peeks == 0
 
 
-async def test_a_head_claimed_elsewhere_breaks_the_chain(open_store: OpenStore,
-                                                        redis_server: RedisServer) -> None:
+async def test_a_head_claimed_elsewhere_leaves_the_next_ones_to_the_chain(
+        open_store: OpenStore, redis_server: RedisServer) -> None:
     a, b = await open_store(redis_server.url), await open_store(redis_server.url)
     now = time.time()
     tasks = await created(a, "CHAIN", 3, now)
     assert [t.id for t in await claim(a, "CHAIN", now + 5)] == [tasks[0].id]
     assert [t.id for t in await claim(b, "CHAIN", now + 5)] == [tasks[1].id]
     claimed, peeks = await peeks_during(redis_server, claim(a, "CHAIN", now + 5))
-    assert [t.id for t in claimed] == [tasks[2].id] and peeks == 1
+    assert [t.id for t in claimed] == [tasks[2].id] and peeks == 0
+
+
+async def test_a_task_ranked_between_the_chained_ones_sends_the_claim_to_the_peek(
+        open_store: OpenStore, redis_server: RedisServer) -> None:
+    store = await open_store(redis_server.url)
+    now = time.time()
+    first, high, low = (new_task(store, "CHAIN", now + i, priority=p)
+                        for i, p in enumerate((9, 5, 1)))
+    for task in (first, high, low):
+        await store.create(task, now=now)
+    assert [t.id for t in await claim(store, "CHAIN", now + 5)] == [first.id]
+    middle = new_task(store, "CHAIN", now + 6, priority=3)
+    await store.create(middle, now=now + 6)
+    claimed, peeks = await peeks_during(redis_server, claim(store, "CHAIN", now + 7, count=2))
+    assert [t.id for t in claimed] == [high.id, middle.id] and peeks == 1
+
+
+async def test_claims_of_several_follow_the_chain_and_peek_for_the_rest(
+        open_store: OpenStore, redis_server: RedisServer) -> None:
+    store = await open_store(redis_server.url)
+    now = time.time()
+    answered = CHAIN_HEADS + CLAIM_SLACK  # the best tasks a small claim leaves to the next
+    tasks = await created(store, "CHAIN", 1 + 8 + answered + 1, now)
+    ids = [t.id for t in tasks]
+    assert [t.id for t in await claim(store, "CHAIN", now + 60)] == ids[:1]
+    claimed, peeks = await peeks_during(redis_server, claim(store, "CHAIN", now + 60, count=8))
+    assert [t.id for t in claimed] == ids[1:9] and peeks == 0
+    # More than the chain holds: its tasks first, then one peek for the last one.
+    claimed, peeks = await peeks_during(redis_server,
+                                        claim(store, "CHAIN", now + 60, count=answered + 5))
+    assert [t.id for t in claimed] == ids[9:] and peeks == 1
 
 
 async def test_a_batch_claim_does_not_take_the_chained_head_alone(

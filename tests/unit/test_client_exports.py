@@ -30,3 +30,11 @@ def test_plugins_importing_hookimpl_do_not_load_the_sdk() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_the_command_line_and_the_sync_client_do_not_load_aiohttp() -> None:
+    code = ("import sys, codeq.cli.main; from codeq import Client; Client('http://127.0.0.1:1')"
+            "; print('aiohttp' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "False"

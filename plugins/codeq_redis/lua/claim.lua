@@ -3,39 +3,48 @@
 -- one that another claim took meanwhile is skipped. The claimers are the claims of one
 -- server process that arrived together: they are served in order, each taking its count
 -- of the best tasks left.
--- With `lone` set the caller did not peek: its one candidate is the task whose arrival
--- made the ready set non-empty, or the head a previous claim answered. It is claimed
--- only while it is still the head, no delayed task is due and (when more than one is
--- wanted) nothing else is ready; otherwise the answer is 'STALE' and the caller peeks.
+-- With `lone` set the caller did not peek: its candidates are the task whose arrival
+-- made the ready set non-empty, or the heads a previous claim answered. The candidates
+-- still ready are claimed (as many as wanted) only while they are the best ready tasks,
+-- in order, and no delayed task is due; otherwise the answer is 'STALE' and the caller
+-- peeks. Taking fewer than wanted is fine: the caller peeks for the rest.
 -- KEYS[1] ready zset     KEYS[2] leases zset    KEYS[3] paused flag   KEYS[4] delayed zset
 -- KEYS[3+2i] task hash of candidate i, KEYS[4+2i] its history list (i = 1..m)
--- ARGV[1] now            ARGV[2] lone ('1' or '')  ARGV[3] n, the number of claimers
--- ARGV[1+3j], ARGV[2+3j], ARGV[3+3j]: claimer j's worker id, lease_until, count (j = 1..n)
--- ARGV[2+3n+2i] candidate id i, ARGV[3+3n+2i] the fresh lease id for it
--- Returns {head, task, task, ...}: the claimed tasks in order, claimer 1's first (none
---         when the command is paused), after the id now at the head of the ready set
---         (false when it is empty or paused), which the caller may try as its next lone
---         candidate; {'STALE'} when a lone candidate is not the one to claim.
-local now, n = ARGV[1], tonumber(ARGV[3])
+-- ARGV[1] now            ARGV[2] lone ('1' or '')  ARGV[3] heads, how many ids to answer
+-- ARGV[4] n, the number of claimers
+-- ARGV[2+3j], ARGV[3+3j], ARGV[4+3j]: claimer j's worker id, lease_until, count (j = 1..n)
+-- ARGV[3+3n+2i] candidate id i, ARGV[4+3n+2i] the fresh lease id for it
+-- Returns {heads, task, task, ...}: the claimed tasks in order, claimer 1's first (none
+--         when the command is paused), after the best ids now ready, at most `heads` of
+--         them (false when paused), which the caller may try as its next lone
+--         candidates; {'STALE'} when lone candidates are not the ones to claim.
+local now, n = ARGV[1], tonumber(ARGV[4])
 local wanted = 0
-for j = 1, n do wanted = wanted + tonumber(ARGV[3 + 3 * j]) end
+for j = 1, n do wanted = wanted + tonumber(ARGV[4 + 3 * j]) end
 local out = {false}
 if redis.call('EXISTS', KEYS[3]) == 1 then return out end
-local first = 2 + 3 * n
+local first = 3 + 3 * n
 if ARGV[2] == '1' then
-  local head = redis.call('ZRANGE', KEYS[1], 0, 0)
-  if head[1] ~= ARGV[first + 2]
-      or (wanted > 1 and redis.call('ZCARD', KEYS[1]) > 1)
-      or redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 1)[1] then
+  local still = {}
+  for i = 1, (#KEYS - 4) / 2 do
+    local id = ARGV[first + 2 * i]
+    if redis.call('ZSCORE', KEYS[1], id) then still[#still + 1] = id end
+  end
+  local take = math.min(#still, wanted)
+  if take == 0 or redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 1)[1] then
     return {'STALE'}
   end
+  local best = redis.call('ZRANGE', KEYS[1], 0, take - 1)
+  for x = 1, take do
+    if best[x] ~= still[x] then return {'STALE'} end
+  end
 end
-local j, left = 1, tonumber(ARGV[3 + 3])  -- claimer 1 and the count it wants
+local j, left = 1, tonumber(ARGV[4 + 3])  -- claimer 1 and the count it wants
 local i = 1
 while 4 + 2 * i <= #KEYS and j <= n do
   local id, tkey, hkey = ARGV[first + 2 * i], KEYS[3 + 2 * i], KEYS[4 + 2 * i]
   if redis.call('ZREM', KEYS[1], id) == 1 then
-    local worker, lease_until = ARGV[1 + 3 * j], ARGV[2 + 3 * j]
+    local worker, lease_until = ARGV[2 + 3 * j], ARGV[3 + 3 * j]
     redis.call('HSET', tkey, 'status', 'IN_PROGRESS', 'worker_id', worker,
       'lease_id', ARGV[first + 1 + 2 * i], 'lease_until', lease_until, 'updated_at', now)
     redis.call('HINCRBY', tkey, 'attempts', 1)
@@ -45,10 +54,10 @@ while 4 + 2 * i <= #KEYS and j <= n do
     left = left - 1
     while left == 0 and j <= n do  -- the next claimer that still wants a task
       j = j + 1
-      left = j <= n and tonumber(ARGV[3 + 3 * j]) or 0
+      left = j <= n and tonumber(ARGV[4 + 3 * j]) or 0
     end
   end
   i = i + 1
 end
-out[1] = redis.call('ZRANGE', KEYS[1], 0, 0)[1] or false
+out[1] = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
 return out
