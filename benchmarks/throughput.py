@@ -327,7 +327,7 @@ def systems(args: argparse.Namespace, redis: RedisServer, root: Path
         if absent:
             missing.append(Row(peer.name, "redis", "-", peer.sizing,
                                note=f"not installed ({', '.join(absent)}): "
-                                    "pip install -e '.[bench]'"))
+                                    "see benchmarks/peers.txt"))
         else:
             chosen.append(PeerSystem(peer, redis))
     if args.only:

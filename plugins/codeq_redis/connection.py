@@ -198,7 +198,7 @@ class Target:
                                **self.common())
         # The nodes found later are made from these arguments; the first ones exist already.
         cluster.connection_kwargs["connection_class"] = _PackedConnection
-        for node in cluster.startup_nodes:
+        for node in cluster.nodes_manager.startup_nodes.values():
             node.connection_class = _PackedConnection
         return cluster
 
