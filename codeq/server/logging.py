@@ -28,6 +28,9 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
 
 
 def redact(text: str) -> str:
+    lowered = text.lower()
+    if "bearer" not in lowered and "eyj" not in lowered:  # neither pattern can match
+        return text
     return _SECRET.sub(lambda m: f"{m.group(1)}[redacted]" if m.group(1) else "[redacted]", text)
 
 
@@ -40,7 +43,10 @@ class RequestIdFilter(logging.Filter):
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+    fields = vars(record)
+    if fields.keys() <= _STANDARD:  # the usual record: no extra= given
+        return {}
+    return {k: v for k, v in fields.items() if k not in _STANDARD and not k.startswith("_")}
 
 
 class TextFormatter(logging.Formatter):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
 from codeq.testing.server import ServerProcess
+from tests.api.flows import claim, create, get
 
 
 def test_request_id_is_echoed_and_logged(server: ServerProcess, producer: httpx.Client,
@@ -21,11 +23,14 @@ def test_request_id_is_echoed_and_logged(server: ServerProcess, producer: httpx.
 
 
 def test_request_id_is_generated_when_absent_or_unfit(producer: httpx.Client) -> None:
-    generated = producer.get("/tasks", params={"limit": 1}).headers["x-request-id"]
-    assert len(generated) == 32
+    generated = [producer.get("/tasks", params={"limit": 1}).headers["x-request-id"]
+                 for _ in range(2)]
     for bad in ("has space", "x" * 200, "semi;colon"):
         replaced = producer.get("/tasks", headers={"X-Request-Id": bad}).headers["x-request-id"]
-        assert replaced != bad and len(replaced) == 32
+        assert replaced != bad
+        generated.append(replaced)
+    assert all(len(rid) == 32 for rid in generated), generated
+    assert len(set(generated)) == len(generated), f"request ids repeat: {generated}"
 
 
 def test_tokens_never_reach_the_log(server: ServerProcess, producer: httpx.Client) -> None:
@@ -59,8 +64,28 @@ def test_unknown_route_and_wrong_method(server: ServerProcess) -> None:
     assert wrong.status_code == 405 and "DELETE" in wrong.json()["error"]
 
 
-def test_cleanup_route(admin: httpx.Client) -> None:
+def test_cleanup_route(producer: httpx.Client, worker: httpx.Client, admin: httpx.Client,
+                       command: str) -> None:
+    """Cleanup removes the terminal tasks of the command it names whose retention ended
+    before ``before``, and nothing else: not a pending task, not another command's."""
     response = admin.post("/admin/tasks/cleanup", json={"limit": 10})
     assert response.status_code == 200
     body = response.json()
     assert body["limit"] == 10 and body["deleted"] >= 0 and body["before"].endswith("+00:00")
+
+    other = command + "_keep"
+    done, kept = create(producer, command, "done"), create(producer, other, "kept")
+    for task, name in ((done, command), (kept, other)):
+        assert claim(worker, name) is not None
+        assert worker.post(f"/tasks/{task['id']}/result",
+                           json={"status": "COMPLETED", "result": 1}).status_code == 200
+    pending = create(producer, command, "pending")
+    # retentionSeconds (one day) has ended for a task finished now, two days from now
+    before = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    response = admin.post("/admin/tasks/cleanup", json={"command": command, "before": before})
+    assert response.status_code == 200, response.text
+    assert response.json()["deleted"] == 1
+    assert producer.get(f"/tasks/{done['id']}").status_code == 404
+    assert producer.get(f"/tasks/{done['id']}/result").status_code == 404
+    assert get(producer, pending["id"])["status"] == "PENDING"
+    assert get(producer, kept["id"])["status"] == "COMPLETED"

@@ -38,3 +38,21 @@ def test_tokens_are_redacted() -> None:
     for formatter in (JsonFormatter(), TextFormatter()):
         line = formatter.format(record("header was Bearer abc.def and %s", JWT))
         assert "abc.def" not in line and JWT not in line and "[redacted]" in line
+
+
+def test_tokens_are_redacted_in_any_case_and_without_a_scheme() -> None:
+    for message, secret in (("auth BEARER s3cr3t-value", "s3cr3t-value"),
+                            ("auth bEaReR s3cr3t-value", "s3cr3t-value"),
+                            (f"token={JWT} seen", JWT)):
+        line = TextFormatter().format(record(message))
+        assert secret not in line and "[redacted]" in line, line
+
+
+def test_a_line_without_a_token_is_left_as_it_is() -> None:
+    line = TextFormatter().format(record("POST /v1/codeq/tasks 202 1.0ms (eye, bear)"))
+    assert line.endswith("POST /v1/codeq/tasks 202 1.0ms (eye, bear)")
+
+
+def test_text_extras_keep_the_order_they_were_given_in() -> None:
+    line = TextFormatter().format(record("done", zeta=1, alpha=2, middle=3))
+    assert line.endswith("done zeta=1 alpha=2 middle=3")

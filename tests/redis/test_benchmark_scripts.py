@@ -61,3 +61,12 @@ def test_claim_contention_claims_every_task_at_each_level(tmp_path: Path) -> Non
     levels = re.findall(rf"^(\d+)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+(\d+)$", out.read_text(),
                         re.MULTILINE)
     assert levels == [("1", "0"), ("8", "0"), ("32", "0")], out.read_text()
+
+
+def test_request_cost_measures_every_layer(tmp_path: Path) -> None:
+    out = tmp_path / "request-cost.txt"
+    run("request_cost.py", "--requests", "30", "--rounds", "1", "--output", str(out))
+    report = out.read_text()
+    rows = re.findall(rf"^(HTTP floor|Redis client floor|codeq \w+, (?:in process|over HTTP))"
+                      rf".*\s{NUMBER}\s+{NUMBER}-{NUMBER}$", report, re.MULTILINE)
+    assert len(rows) == 8 and "codeq's own work" in report, report
