@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -86,6 +87,13 @@ def until(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.0
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+def logged(err: str, event: str, command: str, task_id: str) -> bool:
+    """Whether the worker's stderr has the plain log line of ``event`` for this task (the
+    closing summary names every event too, so looking for the bare word proves nothing)."""
+    line = rf"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d {event} +{re.escape(command)} {task_id}\b"
+    return re.search(line, err, re.MULTILINE) is not None
 
 
 class Api:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.cli.conftest import Api, Cli, stop, until
+from tests.cli.conftest import Api, Cli, logged, stop, until
 
 
 def test_task_create_options_and_payload_sources(cli: Cli, tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def test_queue_admin_commands_and_ack_modes(cli: Cli, api: Api) -> None:
         until(lambda: api.task(doomed["id"])["status"] == "FAILED")
     finally:
         code, err = stop(worker)
-    assert code == 0 and "retried" in err
+    assert code == 0 and logged(err, "retried", "OPS", doomed["id"]), err
     queues = cli.json("queue", "list")["queues"]
     assert {"command": "OPS", "ready": 0, "delayed": 0, "inProgress": 0, "dlq": 1,
             "paused": False, "oldestReadyAt": None} in queues

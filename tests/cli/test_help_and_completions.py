@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,12 @@ def summary_and_example(path: tuple[str, ...], text: str) -> list[str]:
     problems = []
     if not summary or summary.startswith(("╭", "Options")):
         problems.append(f"codeq {' '.join(path)}: no one-line summary")
-    if "Example" not in text or f"codeq {' '.join(path)}".strip() not in text:
+    # The example itself, up to the option panels: the usage line also names the command,
+    # so looking at the whole text would accept an "Example:" heading over anything.
+    start = text.find("Example")
+    example = re.split(r"╭|^\s*Options", text[start:], maxsplit=1, flags=re.MULTILINE)[0]
+    named = rf"\bcodeq\b.*{re.escape(' '.join(path))}"  # global options may stand between
+    if start < 0 or not re.search(named, example):
         problems.append(f"codeq {' '.join(path)}: no example")
     return problems
 

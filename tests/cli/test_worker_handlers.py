@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Api, Cli, stop, until
+from tests.cli.conftest import Api, Cli, logged, stop, until
 
 HANDLERS = textwrap.dedent("""\
     import asyncio
@@ -38,7 +38,7 @@ HANDLERS = textwrap.dedent("""\
 @pytest.mark.parametrize("handler", ["sync_handler", "async_handler"])
 def test_handler_results_retry_and_fail(cli: Cli, api: Api, handler: str) -> None:
     (cli.cwd / "myhandlers.py").write_text(HANDLERS.replace("KIND", repr(handler)))
-    event = f"PY_{handler.upper()}"
+    event = event_name = f"PY_{handler.upper()}"
     ids = {op: api.create(event, {"op": op, "why": "odd"}, maxAttempts=2,
                           backoff={"policy": "fixed", "baseSeconds": 0})
            for op in ("ok", "retry", "fail", "crash")}
@@ -61,7 +61,9 @@ def test_handler_results_retry_and_fail(cli: Cli, api: Api, handler: str) -> Non
     finally:
         code, err = stop(worker)
     assert code == 0, err
-    assert "completed" in err and "retried" in err and "failed" in err
+    for event, op in (("completed", "ok"), ("retried", "retry"), ("completed", "retry"),
+                      ("failed", "fail"), ("retried", "crash")):
+        assert logged(err, event, event_name, ids[op]), (event, op, err)
 
 
 def test_handler_that_cannot_be_imported_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from codeq.testing.server import ServerProcess
-from tests.cli.conftest import Api, Cli, stop, until
+from tests.cli.conftest import Api, Cli, logged, stop, until
 
 
 @pytest.fixture
@@ -49,4 +49,4 @@ def test_result_lands_after_the_server_comes_back(tmp_path: Path,
     finally:
         stop(worker)
     assert code == 0, err
-    assert "report failed" in err and "completed" in err
+    assert "report failed" in err and logged(err, "completed", "RESTART", task_id), err

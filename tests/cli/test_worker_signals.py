@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.cli.conftest import Api, Cli, stop, until
+from tests.cli.conftest import Api, Cli, logged, stop, until
 
 
 def test_sigterm_with_grace_finishes_the_task(cli: Cli, api: Api) -> None:
@@ -44,4 +44,4 @@ def test_sigterm_without_grace_abandons_and_the_task_is_claimable(
     assert task["history"][-1]["event"] == "abandoned"
     claimed = api.claim(event)
     assert claimed is not None and claimed["id"] == task_id
-    assert "abandoned" in err
+    assert logged(err, "abandoned", event, task_id), err

@@ -6,6 +6,8 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +16,8 @@ import pytest
 from codeq.core.config import load_settings
 from codeq.plugins import open_storage
 from codeq.testing.receiver import Receiver
-from tests.webhooks.conftest import Api, assert_signed
+from codeq.testing.server import ServerProcess
+from tests.webhooks.conftest import CONFIG, Api, assert_signed
 
 NOTIFICATION_FIELDS = {"eventType", "available", "queueDepth", "claimUrl", "sentAt",
                        "notificationId"}
@@ -130,6 +133,32 @@ def test_expired_subscription_gets_nothing_and_is_swept(api: Api, command: str,
     assert asyncio.run(stored()) is None, "the sweep removed it from the store"
 
 
+def test_expired_subscription_is_dead_before_any_sweep(tmp_path: Path, command: str,
+                                                       receiver: Receiver) -> None:
+    """Expiry alone ends a subscription: with the sweep far away, an expired (still stored)
+    subscription is neither notified nor renewable."""
+    config = {**CONFIG, "subscriptionCleanupIntervalSeconds": 3600}
+    with ServerProcess.start(tmp_path, config=config) as server, Api(server) as api:
+        worker = api.client("worker", sub="lapsed", events=[command])
+        subscription_id = subscribe(worker, receiver.url(), ttlSeconds=0.5)
+        time.sleep(1.2)
+        api.create(command)
+        time.sleep(0.5)
+        assert receiver.received() == []
+        heartbeat = worker.post(f"/workers/subscriptions/{subscription_id}/heartbeat")
+        assert heartbeat.status_code == 404, heartbeat.text
+
+        async def stored() -> object:
+            store = open_storage(server.storage, load_settings(environ={}))
+            await store.open()
+            try:
+                return await store.get_subscription(subscription_id)
+            finally:
+                await store.close()
+
+        assert asyncio.run(stored()) is not None, "not swept: expiry alone refused it"
+
+
 def test_renew_and_delete_only_by_the_subscriber(api: Api, command: str,
                                                  receiver: Receiver) -> None:
     owner = api.client("worker", sub="owner", events=[command])
@@ -138,8 +167,13 @@ def test_renew_and_delete_only_by_the_subscriber(api: Api, command: str,
     path = f"/workers/subscriptions/{subscription_id}"
     assert other.post(f"{path}/heartbeat").status_code == 403
     assert other.delete(path).status_code == 403
+    asked = time.time()
     renewed = owner.post(f"{path}/heartbeat", json={"ttlSeconds": 600})
     assert renewed.status_code == 200 and renewed.json()["subscriptionId"] == subscription_id
+    # The new expiry is the asked TTL from now (not the 60 s given at registration, nor
+    # the 300 s default).
+    expires_at = datetime.fromisoformat(renewed.json()["expiresAt"]).timestamp()
+    assert asked + 600 - 5 <= expires_at <= time.time() + 600 + 1, renewed.json()
     assert owner.delete(path).status_code == 204
     assert owner.delete(path).status_code == 404
     api.create(command)
@@ -166,9 +200,13 @@ def test_refused(api: Api, token: dict[str, Any], body: dict[str, Any], status: 
 
 
 def test_group_defaults_from_the_token(api: Api, command: str, receiver: Receiver) -> None:
-    grouped = api.client("worker", sub="g-member", events=[command], worker_group="crew")
-    subscribe(grouped, receiver.url())
+    for name in ("crew-1", "crew-2"):  # no deliveryMode: the token's group makes it "group"
+        grouped = api.client("worker", sub=name, events=[command], worker_group="crew")
+        subscribe(grouped, receiver.url(f"/{name}"))
     plain = api.client("worker", sub="loner", events=[command])
     subscribe(plain, receiver.url("/loner"), deliveryMode="group", groupId="solo")
     api.create(command)
-    assert {r.path for r in receiver.wait_for(2)} == {"/hook", "/loner"}
+    paths = {r.path for r in receiver.wait_for(2)}
+    time.sleep(0.3)  # room for a third notification (fanout would tell both crew members)
+    assert len(receiver.received()) == 2, receiver.received()
+    assert "/loner" in paths and len(paths & {"/crew-1", "/crew-2"}) == 1, paths
