@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Self
 
 import httpx
@@ -15,6 +17,16 @@ from codeq.testing.receiver import Received
 from codeq.testing.server import ServerProcess
 
 SECRET = "test-webhook-secret"
+
+
+@contextmanager
+def down_port() -> Iterator[int]:
+    """A port where nothing listens (connections are refused), held until the block ends
+    so that no other process (a server picking a free port) takes it meanwhile; start
+    the receiver that will listen there after the block."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        yield holder.getsockname()[1]
 #: Quick retries so that backoff gaps can be measured in a second or two.
 CONFIG = {"webhookHmacSecret": SECRET, "resultWebhookBaseBackoffSeconds": 0.5,
           "resultWebhookMaxBackoffSeconds": 60, "resultWebhookMaxAttempts": 5,

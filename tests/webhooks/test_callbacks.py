@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from codeq.testing.receiver import Receiver
-from codeq.testing.server import ServerProcess, free_port
-from tests.webhooks.conftest import CONFIG, Api, assert_signed
+from codeq.testing.server import ServerProcess
+from tests.webhooks.conftest import CONFIG, Api, assert_signed, down_port
 
 CALLBACK_FIELDS = {"taskId", "eventType", "status", "result", "error", "artifacts", "completedAt"}
 
@@ -74,13 +74,14 @@ def test_gives_up_after_the_attempt_limit(tmp_path: object, command: str) -> Non
 
 def test_survives_a_server_killed_before_delivery(tmp_path: object, command: str) -> None:
     """kill -9 right after the result is accepted, with the receiver down; restart; it arrives."""
-    port = free_port()
-    server = ServerProcess.launch(tmp_path, config=CONFIG)  # type: ignore[arg-type]
+    server: ServerProcess | None = None
     try:
-        with Api(server) as api:
-            task = api.create(command, webhook=f"http://127.0.0.1:{port}/late")
-            assert api.finish(task["id"], command).status_code == 200
-        server.kill()
+        with down_port() as port:
+            server = ServerProcess.launch(tmp_path, config=CONFIG)  # type: ignore[arg-type]
+            with Api(server) as api:
+                task = api.create(command, webhook=f"http://127.0.0.1:{port}/late")
+                assert api.finish(task["id"], command).status_code == 200
+            server.kill()
         with Receiver.start(port=port) as receiver:
             server = ServerProcess.launch(tmp_path, config=CONFIG,  # type: ignore[arg-type]
                                           port=server.port)
@@ -88,7 +89,8 @@ def test_survives_a_server_killed_before_delivery(tmp_path: object, command: str
         assert request.json()["taskId"] == task["id"]
         assert_signed(request)
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
 
 
 def test_unsigned_without_a_secret(tmp_path: object, command: str) -> None:

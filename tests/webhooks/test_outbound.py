@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from codeq.core.errors import InvalidInput
 from codeq.core.outbound import OutboundPolicy, forbidden_kind
 from codeq.testing.receiver import Receiver
 from codeq.testing.server import ServerProcess
-from tests.webhooks.conftest import CONFIG, Api
+from tests.webhooks.conftest import CONFIG, Api, down_port
 
 PRODUCER_TOKEN = "prod-producer-token-for-tests"
 PROD = {"env": "prod", "producerTokens": [PRODUCER_TOKEN],
@@ -89,24 +88,16 @@ def test_allowed_when_configured(tmp_path: Path) -> None:
 def test_a_callback_to_a_private_target_is_refused_again_at_send(tmp_path: Path) -> None:
     """A webhook accepted while private targets were allowed (here: a dev server) is checked
     again when its callback goes out: a prod server on the same store never sends it."""
-    # The port is held (bound, not listening: connections are refused) until the receiver
-    # takes it, so no other process can answer the dev server's attempt meanwhile.
-    holder = socket.socket()
-    holder.bind(("127.0.0.1", 0))
-    port = holder.getsockname()[1]
-    hook = f"http://127.0.0.1:{port}/late"
     config = {**CONFIG, "resultWebhookMaxAttempts": 100}
-    try:
-        with ServerProcess.start(tmp_path, config=config) as dev, Api(dev) as api:
-            task = api.create("OUTBOUND", webhook=hook)
-            assert api.finish(task["id"], "OUTBOUND").status_code == 200
-            # Nobody listens yet: the first attempt fails; the callback stays in the outbox.
-            deadline = time.monotonic() + 10
-            while "result callback failed" not in dev.logs():
-                assert time.monotonic() < deadline, dev.logs()
-                time.sleep(0.05)
-    finally:
-        holder.close()
+    with down_port() as port, ServerProcess.start(tmp_path, config=config) as dev, \
+            Api(dev) as api:
+        task = api.create("OUTBOUND", webhook=f"http://127.0.0.1:{port}/late")
+        assert api.finish(task["id"], "OUTBOUND").status_code == 200
+        # Nobody listens yet: the first attempt fails; the callback stays in the outbox.
+        deadline = time.monotonic() + 10
+        while "result callback failed" not in dev.logs():
+            assert time.monotonic() < deadline, dev.logs()
+            time.sleep(0.05)
     with Receiver.start(port=port) as receiver, \
             ServerProcess.start(tmp_path, config={**PROD, **config}) as prod:
         deadline = time.monotonic() + 10
