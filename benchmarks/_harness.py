@@ -21,9 +21,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from peers.tally import TALLY_ENV
 
 from codeq.testing.redis_server import server_binary as redis_binary
+from codeq.testing.server import free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
 STOP_TIMEOUT = 10.0
@@ -215,6 +217,33 @@ def cpu_seconds(roots: Sequence[int]) -> float:
         total += used.get(pid, 0.0)
         todo += children.get(pid, [])
     return total
+
+
+@contextmanager
+def echo_server() -> Iterator[tuple[str, int]]:
+    """The do-nothing app (``peers/echo_app.py``) under uvicorn, as ``codeq serve`` runs
+    (httptools, uvloop), answering on 127.0.0.1: its base URL and pid."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "peers.echo_app:app", "--host", "127.0.0.1",
+         "--port", str(port), "--http", "httptools", "--loop", "uvloop",
+         "--log-level", "warning", "--no-access-log"],
+        env=bench_env({}), cwd=BENCH_DIR, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("the echo app did not start") from None
+                time.sleep(0.1)
+        yield url, server.pid
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def header(title: str, *lines: str) -> str:

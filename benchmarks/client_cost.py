@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -24,10 +23,9 @@ from pathlib import Path
 
 import aiohttp
 import httpx
-from _harness import BENCH_DIR, bench_env, header, publish, table
+from _harness import BENCH_DIR, echo_server, header, publish, table
 
 from codeq import AsyncClient
-from codeq.testing.server import free_port
 
 RESULTS = BENCH_DIR / "results"
 AT_ONCE = 32
@@ -82,26 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--output", type=Path, default=RESULTS / "client-cost.txt")
     args = parser.parse_args(argv)
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "peers.echo_app:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--no-access-log"],
-        env=bench_env({}), cwd=BENCH_DIR, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(url, timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the echo app did not start") from None
-                time.sleep(0.1)
+    with echo_server() as (url, _):
         found = asyncio.run(measure(url, args.requests, args.rounds))
-    finally:
-        server.terminate()
-        server.wait(10)
     floor = statistics.median(next(iter(found.values())))
     rows = [[name, f"{statistics.median(v):.3f}", f"{min(v):.3f}-{max(v):.3f}",
              f"{statistics.median(v) / floor:.2f}x"] for name, v in found.items()]

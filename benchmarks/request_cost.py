@@ -26,11 +26,10 @@ import asyncio
 import contextlib
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import IO
 
@@ -38,7 +37,7 @@ import aiohttp
 import orjson
 import redis.asyncio as aioredis
 import uvloop
-from _harness import BENCH_DIR, bench_env, cpu_seconds, header, publish, table
+from _harness import BENCH_DIR, cpu_seconds, echo_server, header, publish, table
 from fastapi import FastAPI
 from starlette.types import Message
 
@@ -47,7 +46,7 @@ from codeq.devkeys import mint_token
 from codeq.server.app import create_app
 from codeq.server.logging import setup_logging
 from codeq.testing.redis_server import RedisServer
-from codeq.testing.server import ServerProcess, free_port
+from codeq.testing.server import ServerProcess
 
 RESULTS = BENCH_DIR / "results"
 COMMAND = "bench.cost"
@@ -150,35 +149,11 @@ def server_cpu(pid: int) -> Callable[[], float]:
     return lambda: cpu_seconds([pid])
 
 
-@contextlib.contextmanager
-def echo_server() -> Iterator[tuple[str, int]]:
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "peers.echo_app:app", "--host", "127.0.0.1",
-         "--port", str(port), "--http", "httptools", "--loop", "uvloop",
-         "--log-level", "warning", "--no-access-log"],
-        env=bench_env({}), cwd=BENCH_DIR, stdout=subprocess.DEVNULL)
-    try:
-        yield f"http://127.0.0.1:{port}", server.pid
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
 async def echo_floor(session: aiohttp.ClientSession, url: str, pid: int, n: int) -> float:
     async def once() -> None:
         async with session.post(url + "/v1/codeq/tasks", data=CREATE) as answer:
             await answer.read()
 
-    deadline = time.monotonic() + 20
-    while True:  # the app starts in the background
-        try:
-            await once()
-            break
-        except aiohttp.ClientConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
     started = cpu_seconds([pid])
     for _ in range(n):
         await once()

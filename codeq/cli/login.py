@@ -85,7 +85,8 @@ def dig(data: Any, path: str) -> Any:
     for part in path.split("."):
         if isinstance(current, dict) and part in current:
             current = current[part]
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+        elif (isinstance(current, list) and part.isascii() and part.isdigit()
+              and int(part) < len(current)):
             current = current[int(part)]
         else:
             raise KeyError(path)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 import uuid
 from collections import Counter
@@ -176,6 +177,39 @@ async def all_tasks(store: Storage, *, command: str | None = None, status: Statu
             return out
         assert page.tasks, "a page with a next cursor must not be empty"
         cursor = page.next_cursor
+
+
+def _numbered(cursor: str) -> str:
+    if not re.search(r"[0-9]", cursor):
+        pytest.skip(f"this store's cursors hold no number ({cursor!r})")
+    return cursor
+
+
+def oversized(cursor: str) -> str:
+    """``cursor`` with every number in it made far too large for a 64-bit integer, as a
+    client that tampers with a cursor might send it (skips when it holds no number)."""
+    return re.sub(r"[0-9]+", "9" * 40, _numbered(cursor))
+
+
+def superscripted(cursor: str) -> str:
+    """``cursor`` with its digits written as ``²``, a digit to ``str.isdigit`` but no number
+    to ``int`` (skips when it holds no number)."""
+    return re.sub(r"[0-9]", "\u00b2", _numbered(cursor))
+
+
+#: A cursor tampered with: an oversized number may be refused (``InvalidInput``) or read as a
+#: position; digits that are no number are refused. Never another error (a 500).
+TAMPERED = pytest.mark.parametrize(("tamper", "readable"),
+                                   [(oversized, True), (superscripted, False)],
+                                   ids=["oversized", "superscripted"])
+
+
+async def refused_or_read(listing: Awaitable[Any], readable: bool) -> None:
+    try:
+        await listing
+    except InvalidInput:
+        return
+    assert readable, "a cursor no store could have made was read"
 
 
 def as_json(value: Any) -> str:
@@ -381,6 +415,16 @@ class TestListTasks:
         await add(store)
         with pytest.raises(InvalidInput):
             await store.list_tasks(command=None, status=None, limit=10, cursor=cursor)
+
+    @TAMPERED
+    async def test_a_tampered_cursor(self, store: Storage, tamper: Callable[[str], str],
+                                     readable: bool) -> None:
+        for i in range(3):
+            await add(store, now=T0 + i)
+        first = await store.list_tasks(command=None, status=None, limit=1, cursor=None)
+        assert first.next_cursor is not None
+        await refused_or_read(store.list_tasks(command=None, status=None, limit=1,
+                                               cursor=tamper(first.next_cursor)), readable)
 
 
 # -- workers ----------------------------------------------------------------------------
@@ -1108,6 +1152,7 @@ class TestQueueStats:
     async def test_a_delayed_task_counts_once_its_time_has_come(self, store: Storage) -> None:
         await add(store, delay=10, now=T0)
         assert await oldest_ready_at(store, now=T0 + 9) is None
+        assert await oldest_ready_at(store, now=T0 + 10) == T0 + 10  # due at exactly its time
         assert await oldest_ready_at(store, now=T0 + 11) == T0 + 10  # due, not yet promoted
         assert await store.promote_due(now=T0 + 12, limit=10) == [CMD]
         assert await oldest_ready_at(store, now=T0 + 13) == T0 + 12  # in the ready queue since
@@ -1132,6 +1177,8 @@ class TestQueueStats:
         assert await store.commands() == [OTHER]
         assert await store.queue_stats(OTHER, now=T0 + 1) == QueueStats(
             OTHER, ready=0, delayed=0, in_progress=0, dlq=0, paused=False)
+        await add(store, CMD, now=T0 + 2)  # used after OTHER, sorted before it
+        assert await store.commands() == [CMD, OTHER]
 
 
 @asyncio_test
@@ -1168,12 +1215,23 @@ class TestDeadLetterQueue:
         for command in (CMD, "contract.never"):
             page = await store.dlq(command, limit=10, cursor=None)
             assert page.tasks == [] and page.next_cursor is None
+        assert await store.commands() == [CMD]  # reading a DLQ does not make a command known
 
     @pytest.mark.parametrize("cursor", ["not-a-cursor", "-5", "🙂"])
     async def test_a_foreign_cursor_is_invalid_input(self, store: Storage, cursor: str) -> None:
         await dead_letter(store)
         with pytest.raises(InvalidInput):
             await store.dlq(CMD, limit=10, cursor=cursor)
+
+    @TAMPERED
+    async def test_a_tampered_cursor(self, store: Storage, tamper: Callable[[str], str],
+                                     readable: bool) -> None:
+        for i in range(3):
+            await dead_letter(store, now=T0 + i)
+        first = await store.dlq(CMD, limit=1, cursor=None)
+        assert first.next_cursor is not None
+        await refused_or_read(store.dlq(CMD, limit=1, cursor=tamper(first.next_cursor)),
+                              readable)
 
     async def test_redrive_by_ids(self, store: Storage) -> None:
         d1, d2, d3 = [await dead_letter(store, CMD, now=T0 + i) for i in range(3)]
@@ -1249,6 +1307,9 @@ class TestCleanup:
         assert await counts(store, now=T0 + 35) == (0, 0, 0, 1)
         assert await counts(store, KEEP, now=T0 + 35) == (1, 1, 1, 0)
         assert len(await store.cleanup(finished_before=T0 + 35, limit=100, command=None)) == 0
+        # "before" is strict: the task dead-lettered at T0 + 40 is not finished before T0 + 40.
+        assert await store.cleanup(finished_before=T0 + 40, limit=100, command=None) == []
+        assert (await stored(store, tasks["dead"].id)).dead_lettered
 
     async def test_pending_and_running_tasks_are_never_removed(self, store: Storage) -> None:
         tasks = await self._finished(store)
@@ -1263,6 +1324,8 @@ class TestCleanup:
 
     async def test_only_the_given_command(self, store: Storage) -> None:
         tasks = await self._finished(store)
+        # "other" finished at T0 + 15 exactly: not before T0 + 15.
+        assert await store.cleanup(finished_before=T0 + 15, limit=100, command=OTHER) == []
         assert len(await store.cleanup(finished_before=T0 + 10**9, limit=100, command=OTHER)) == 1
         assert await store.get(tasks["other"].id) is None
         assert await store.get(tasks["completed"].id) is not None
@@ -1360,6 +1423,11 @@ class TestReadySignal:
     async def test_redrive(self, store: Storage) -> None:
         await dead_letter(store)
         await self._wakes(store, CMD, lambda: store.redrive(CMD, ids=None, limit=10, now=T0 + 1))
+
+    async def test_resume(self, store: Storage) -> None:
+        await store.set_paused(CMD, True)
+        await add(store)
+        await self._wakes(store, CMD, lambda: store.set_paused(CMD, False))
 
     async def test_a_listener_for_every_command(self, store: Storage) -> None:
         with store.ready.listen(None) as waiter:

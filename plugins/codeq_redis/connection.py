@@ -172,7 +172,7 @@ class Target:
         nodes = []
         for item in hosts.split(","):
             host, _, port = item.strip().rpartition(":")
-            if not host or not port.isdigit():
+            if not host or not (port.isascii() and port.isdigit()):
                 raise ConfigError("storage", f"cluster node {item!r} is not host:port")
             nodes.append((host, int(port)))
         return cls(cluster=True, url=url, nodes=tuple(nodes), username=unquote(username) or None,

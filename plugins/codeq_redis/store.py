@@ -462,7 +462,7 @@ class RedisStorage(Storage):
         if cursor is None:
             return None
         seq, _, command = cursor.partition(".")
-        if not seq.isdigit() or not COMMAND_PATTERN.match(command):
+        if not (seq.isascii() and seq.isdigit()) or not COMMAND_PATTERN.match(command):
             raise InvalidInput(f"cursor {cursor[:64]!r} was not produced by this store")
         return int(seq), command
 
@@ -1010,7 +1010,7 @@ class RedisStorage(Storage):
     async def dlq(self, command: str, *, limit: int, cursor: str | None) -> Page:
         low = "-inf"
         if cursor is not None:
-            if not cursor.isdigit():
+            if not (cursor.isascii() and cursor.isdigit()):
                 raise InvalidInput(f"cursor {cursor[:64]!r} was not produced by this store")
             low = f"({cursor}"
         entries = await self._by_score(QueueKeys(command).dlq, low, "+inf", limit + 1)

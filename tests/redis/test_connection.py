@@ -23,6 +23,7 @@ def test_a_cluster_url_names_every_node_and_the_credentials() -> None:
 
 
 @pytest.mark.parametrize("url", ["redis+cluster://host-without-port",
+                                 "redis+cluster://h:\u00b2",  # a digit, but no number
                                  "redis+cluster://h:1?unknown=1",
                                  "redis+cluster://h:1?socket_timeout=soon",
                                  "memcached://h:1"])

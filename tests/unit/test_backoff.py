@@ -65,5 +65,11 @@ def test_equal_jitter_is_between_half_and_the_cap(n: int, base: float, top: floa
 
 
 def test_jitter_spreads() -> None:
-    values = {delay("exp_full_jitter", 5, 5, 900, seed) for seed in range(50)}
-    assert len(values) > 10
+    # cap = 5 * 2**5 = 160: full jitter is uniform over [0, 160], equal jitter over [80, 160];
+    # over 200 seeds each reaches both ends of its range, not just a part of it.
+    full = [delay("exp_full_jitter", 5, 5, 900, seed) for seed in range(200)]
+    assert len(set(full)) > 10
+    assert min(full) < 40 and max(full) > 120
+    equal = [delay("exp_equal_jitter", 5, 5, 900, seed) for seed in range(200)]
+    assert len(set(equal)) > 10
+    assert min(equal) < 100 and max(equal) > 140

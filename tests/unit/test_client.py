@@ -71,14 +71,27 @@ def test_retry_rules_keep_claims_from_being_repeated_after_they_were_sent() -> N
     assert _should_retry(calls.create_task("A", idempotency_key="k"), reset)
 
 
+class CountingTransport(httpx.HTTPTransport):
+    """The real transport, counting the requests it was asked to send."""
+
+    sent = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        return super().handle_request(request)
+
+
 def test_a_refused_connection_is_retried_then_reported() -> None:
+    transport = CountingTransport()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound, never listening: connections are refused
-        client = Client(f"http://127.0.0.1:{port}", "T", retries=2, retry_backoff=0.05)
+        client = Client(f"http://127.0.0.1:{port}", "T", retries=2, retry_backoff=0.05,
+                        transport=transport)
         started = time.monotonic()
         with pytest.raises(ConnectionFailed, match=f"127.0.0.1:{port}") as info:
             client.get_task("t")
         client.close()
     assert isinstance(info.value, ApiError) and info.value.status is None
+    assert transport.sent == 3  # the first attempt and the two retries
     assert time.monotonic() - started < 5

@@ -95,6 +95,16 @@ def render_approx(text: str, values: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+VALIDATED = '{{- include "codeq.validate" . }}'
+
+
+def validate_block(helpers: str) -> str:
+    """The text of the ``codeq.validate`` helper (up to the next ``define``)."""
+    start = helpers.index('define "codeq.validate"')
+    end = helpers.find("{{- define", start + 1)
+    return helpers[start:end if end != -1 else len(helpers)]
+
+
 def documents(path: Path, values: dict[str, Any]) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(render_approx(path.read_text(), values)) if d]
 
@@ -263,9 +273,14 @@ def test_secrets_reach_the_pod_as_environment_not_the_configmap() -> None:
     for name in ("WEBHOOK_HMAC_SECRET", "REDIS_PASSWORD", "PRODUCER_TOKENS", "CODEQ_STORAGE"):
         assert f"{name}:" in secret
     assert "existingSecret" in secret
-    # the chart refuses secrets written into config
-    for key in SECRET_KEYS:
-        assert f'"{key}"' in helpers
+    # the chart refuses secrets written into config: codeq.validate (which the Deployment
+    # includes) fails for each secret key found in .Values.config
+    refusal = re.search(r'range \$key := list ((?:"\w+"\s*)+)\}\}\s*'
+                        r'\{\{- if hasKey \$\.Values\.config \$key \}\}\s*\{\{- fail ',
+                        validate_block(helpers))
+    assert refusal, "codeq.validate does not refuse secrets in values.config"
+    assert set(re.findall(r'"(\w+)"', refusal.group(1))) == SECRET_KEYS
+    assert VALIDATED in (TEMPLATES / "deployment.yaml").read_text()
 
 
 def test_kvrocks_statefulset_service_and_volume(values: dict[str, Any]) -> None:
@@ -291,12 +306,18 @@ def test_kvrocks_statefulset_service_and_volume(values: dict[str, Any]) -> None:
 
 
 def test_helm_validation_mirrors_codeqs_production_requirements() -> None:
-    helpers = (TEMPLATES / "_helpers.tpl").read_text()
-    validate = helpers[helpers.index('define "codeq.validate"'):]
-    for item in Settings(env="prod").missing_for_production():
+    validate = validate_block((TEMPLATES / "_helpers.tpl").read_text())
+    # each requirement is a condition that adds to $missing, which then fails the release
+    conditions = re.findall(r'\{\{- if not (.+?) \}\}\{\{- \$missing = append \$missing "', validate)
+    assert re.search(r"\{\{- if \$missing \}\}\s*\{\{- fail ", validate)
+    assert VALIDATED in (TEMPLATES / "deployment.yaml").read_text()
+    items = Settings(env="prod").missing_for_production()
+    assert items
+    for item in items:
         keys = re.findall(r"\b([a-z]+[A-Z]\w*)\b(?= \()", item)
         assert keys, item
-        assert any(f"config.{k}" in validate or f"secrets.{k}" in validate for k in keys), item
+        assert any(f".Values.config.{k}" in condition or f".Values.secrets.{k}" in condition
+                   for condition in conditions for k in keys), item
 
 
 # -- the rendered configuration is one codeq accepts ---------------------------------

@@ -249,12 +249,13 @@ async def test_wrong_issuer(auth: Authenticator, worker_key: SigningKey,
 
 
 async def test_wrong_audience(auth: Authenticator, worker_key: SigningKey,
-                              identity_key: SigningKey) -> None:
+                              identity_key: SigningKey, jwks_server: JwksServer) -> None:
     # From the (dedicated) worker issuer without the worker audience: still the worker's.
     message = await rejected(auth, worker_key.sign(worker_claims(aud="another-service")))
     assert "worker token audience 'another-service' does not include 'codeq-worker'" in message
     message = await rejected(auth, identity_key.sign(producer_claims(aud="another-service")))
     assert "producer token audience 'another-service' does not include 'codeq-api'" in message
+    assert jwks_server.requests == {}  # refused before any key lookup
 
 
 async def test_expired(auth: Authenticator, worker_key: SigningKey) -> None:

@@ -119,6 +119,12 @@ async def test_the_last_good_key_set_survives_a_failing_refetch(
     principal = await auth.authenticate(f"Bearer {key_a.sign(worker_claims(sub='x'))}", None)
     assert principal.sub == "x"
     assert jwks_server.requests[WORKER_PATH] == 2
+    # A failed attempt counts for the rate limit too: a flood while the IdP is down
+    # does not make one request each.
+    for sub in ("y", "z"):
+        assert (await auth.authenticate(f"Bearer {key_a.sign(worker_claims(sub=sub))}",
+                                        None)).sub == sub
+    assert jwks_server.requests[WORKER_PATH] == 2
     await auth.aclose()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from codeq.core.wakeup import ReadySignal
 
 
@@ -28,9 +30,11 @@ def _cancelled(signal_block: object) -> None:
     assert signal_block.__exit__(type(error), error, None) is False  # type: ignore[attr-defined]
 
 
-async def test_a_wake_up_whose_claim_is_cancelled_goes_to_the_next_waiter() -> None:
+@pytest.mark.parametrize("commands", [["A"], None], ids=["one command", "every command"])
+async def test_a_wake_up_whose_claim_is_cancelled_goes_to_the_next_waiter(
+        commands: list[str] | None) -> None:
     signal = ReadySignal()
-    block = signal.listen(["A"])
+    block = signal.listen(commands)
     woken = block.__enter__()
     with signal.listen(["A"]) as later:
         signal.notify("A")

@@ -148,13 +148,31 @@ async def test_a_peer_that_never_reads_is_skipped(open_store: Open, db: Path) ->
     wake_dir(db).mkdir(mode=0o700)
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as deaf:
         deaf.bind(str(wake_dir(db) / "1-deaf.sock"))
-        a, b = await open_store(), await open_store()
+        a = await open_store()
+        [a_name] = set(sockets_in(db)) - {"1-deaf.sock"}
+        b = await open_store()
+        # B rings its peers in directory order: put the deaf one before A (a renamed
+        # socket file still reaches the same socket), so that skipping it is what lets
+        # the ring reach A.
+        deaf_name = "1-deaf.sock"
+        for n in range(200):
+            listed = os.listdir(wake_dir(db))
+            if listed.index(deaf_name) < listed.index(a_name):
+                break
+            os.rename(wake_dir(db) / deaf_name, wake_dir(db) / f"1-deaf-{n}.sock")
+            deaf_name = f"1-deaf-{n}.sock"
+        else:
+            pytest.fail(f"the deaf peer never came before A in {os.listdir(wake_dir(db))}")
         queue_length = int(Path("/proc/sys/net/unix/max_dgram_qlen").read_text())
         for _ in range(queue_length + 5):
             await b.create(new_task(b, "bell.filler"), now=time.time())
             await asyncio.sleep(0)  # each create rings on its own
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe, \
+                pytest.raises(BlockingIOError):  # the deaf peer's queue is full by now
+            probe.setblocking(False)
+            probe.sendto(b"x", str(wake_dir(db) / deaf_name))
         assert await woken_after_create_on(a, b) < WAKE_WITHIN
-        assert (wake_dir(db) / "1-deaf.sock").exists()  # alive, so it stays
+        assert (wake_dir(db) / deaf_name).exists()  # alive, so it stays
 
 
 async def test_closing_a_store_removes_its_own_socket(open_store: Open, db: Path) -> None:
@@ -193,3 +211,8 @@ def test_many_commands_are_split_into_datagrams_that_fit() -> None:
     assert all(len(datagram) <= MAX_DATAGRAM for datagram in packed)
     assert sorted(name for datagram in packed for name in commands_in(datagram)) == sorted(names)
     assert commands_in(b"ok\n\n-bad\nnot ok\n\xff\nfine.too") == ["ok", "fine.too"]
+    # At the limit: sixteen 127-byte names take 2047 bytes; one more name, even of one
+    # byte, needs its newline too and goes into a second datagram.
+    edge = {f"{n:03d}" + "c" * 124 for n in range(16)}
+    assert [len(d) for d in datagrams(edge)] == [MAX_DATAGRAM - 1]
+    assert [len(d) for d in datagrams(edge | {"z"})] == [MAX_DATAGRAM - 1, 1]

@@ -41,13 +41,27 @@ async def wait_for(check: Any, timeout: float = 15) -> Any:
     return value
 
 
+class BatchClaimCountingClient(AsyncClient):
+    """Records how many tasks each batch claim brought back."""
+
+    claimed: list[int]
+
+    async def claim_batch(self, *args: Any, **kwargs: Any) -> Any:
+        tasks = await super().claim_batch(*args, **kwargs)
+        self.claimed.append(len(tasks))
+        return tasks
+
+
 async def test_bounded_concurrency_and_batch_claims(server: ServerProcess, producer: Client
                                                     ) -> None:
     ids = [producer.create_task("W_CONC", {"i": i})["id"] for i in range(6)]
     running, peak = 0, 0
     release = asyncio.Event()
+    client = BatchClaimCountingClient(server.base_url, worker_token=server.token("worker",
+                                                                              sub="conc"))
+    client.claimed = []
 
-    async with worker_client(server, "conc") as client:
+    async with client:
         worker = Worker(client, ["W_CONC"], concurrency=3, batch=True, wait_seconds=1)
 
         @worker.handler("W_CONC")
@@ -68,6 +82,8 @@ async def test_bounded_concurrency_and_batch_claims(server: ServerProcess, produ
         worker.stop()
         await asyncio.wait_for(runner, 10)
     assert peak == 3
+    # The six tasks were there before the worker started: its first claim takes three at once.
+    assert client.claimed and client.claimed[0] == 3, client.claimed
     assert [producer.get_result(i)["result"]["result"] for i in ids] == [
         {"i": i} for i in range(6)]
 
