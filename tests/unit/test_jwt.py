@@ -92,11 +92,19 @@ class JwksServer:
         self.sets: dict[str, dict[str, Any]] = {}
         self.status = 200
         self.requests: dict[str, int] = {}
+        #: path -> where it redirects to (302)
+        self.redirects: dict[str, str] = {}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 server.requests[self.path] = server.requests.get(self.path, 0) + 1
+                if self.path in server.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", server.base_url + server.redirects[self.path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 body = json.dumps(server.sets.get(self.path, {"keys": []})).encode()
                 self.send_response(server.status if self.path in server.sets else 404)
                 self.send_header("Content-Type", "application/json")
@@ -283,6 +291,8 @@ async def test_missing_registered_claims(auth: Authenticator, worker_key: Signin
     ({"scope": None}, "worker token is missing the 'scope' claim"),
     ({"eventTypes": "RESIZE"}, "'eventTypes' must be a non-empty list"),
     ({"eventTypes": []}, "'eventTypes' must be a non-empty list"),
+    ({"eventTypes": ["RESIZE", 7]}, "'eventTypes' must be a non-empty list"),
+    ({"eventTypes": ["RESIZE", ""]}, "'eventTypes' must be a non-empty list"),
     ({"scope": ["codeq:claim"]}, "'scope' must be a space-separated string"),
     ({"workerGroup": 3}, "'workerGroup' must be a non-empty string"),
     ({"sub": ""}, "'sub' must be a non-empty string"),

@@ -186,3 +186,35 @@ async def test_messages_never_show_credentials_of_the_jwks_url(
     assert f"the JWKS at {jwks_server.base_url}/creds.json could not be fetched" in message
     assert "pa55word" not in message and "t0ken" not in message
     await auth.aclose()
+
+
+async def test_a_key_published_for_encryption_does_not_verify_tokens(
+        jwks_server: JwksServer, key_a: SigningKey, identity_key: SigningKey) -> None:
+    settings = prod_settings(jwks_server, key_a, identity_key)
+    jwks_server.sets[WORKER_PATH] = {"keys": [{**key_a.jwk, "use": "enc"}]}
+    auth = authenticator(settings)
+    message = await rejected(auth, key_a.sign(worker_claims()))
+    assert "kid='key-a' is not in the JWKS" in message
+    await auth.aclose()
+
+
+async def test_a_jwks_larger_than_the_limit_is_not_used(
+        jwks_server: JwksServer, key_a: SigningKey, identity_key: SigningKey) -> None:
+    settings = prod_settings(jwks_server, key_a, identity_key)
+    padding = [{"kty": "oct", "kid": f"pad-{i}", "k": "x" * 1000} for i in range(1100)]
+    jwks_server.sets[WORKER_PATH] = {"keys": [key_a.jwk, *padding]}  # over 1 MiB
+    auth = authenticator(settings)
+    message = await rejected(auth, key_a.sign(worker_claims()))
+    assert "larger than" in message, message
+    await auth.aclose()
+
+
+async def test_a_jwks_url_that_redirects_is_not_followed(
+        jwks_server: JwksServer, key_a: SigningKey, identity_key: SigningKey) -> None:
+    settings = prod_settings(jwks_server, key_a, identity_key)
+    jwks_server.serve("/elsewhere/jwks.json", key_a)
+    jwks_server.redirects[WORKER_PATH] = "/elsewhere/jwks.json"
+    auth = authenticator(settings)
+    await rejected(auth, key_a.sign(worker_claims()))
+    assert jwks_server.requests.get("/elsewhere/jwks.json", 0) == 0
+    await auth.aclose()
