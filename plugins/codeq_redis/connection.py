@@ -12,10 +12,11 @@ out may have run, so repeating it blindly is not safe.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -74,15 +75,23 @@ def translate_errors(method: Callable[Concatenate[S, P], Coroutine[Any, Any, R]]
     return cast(Callable[Concatenate[S, P], Coroutine[Any, Any, R]], wrapper)
 
 
+TIMEOUT_OPTIONS = ("socket_timeout", "socket_connect_timeout")
+
+
+def _seconds(name: str, text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise ConfigError("storage", f"{name} must be a number of seconds above 0, not {text!r}")
+    return seconds
+
+
 def _options(query: str) -> dict[str, Any]:
+    """A cluster URL's options: the timeouts, nothing else."""
     params = {k: v[-1] for k, v in parse_qs(query).items()}
-    out: dict[str, Any] = {}
-    for name in ("socket_timeout", "socket_connect_timeout"):
-        if name in params:
-            try:
-                out[name] = float(params.pop(name))
-            except ValueError:
-                raise ConfigError("storage", f"{name} must be a number of seconds") from None
+    out = {name: _seconds(name, params.pop(name)) for name in TIMEOUT_OPTIONS if name in params}
     if params:
         raise ConfigError("storage", f"unknown Redis URL option(s): {', '.join(sorted(params))}")
     return out
@@ -162,7 +171,10 @@ class Target:
         scheme = url.split("://", 1)[0]
         if scheme not in SCHEMES:
             raise ConfigError("storage", f"not a Redis URL: {scheme}://...")
-        if scheme != CLUSTER_SCHEME:
+        if scheme != CLUSTER_SCHEME:  # redis-py reads its options; the timeouts are checked
+            for name, values in parse_qs(urlsplit(url).query).items():
+                if name in TIMEOUT_OPTIONS:
+                    _seconds(name, values[-1])
             return cls(cluster=False, url=url)
         rest = url.split("://", 1)[1]
         rest, _, query = rest.partition("?")

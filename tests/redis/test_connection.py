@@ -26,6 +26,10 @@ def test_a_cluster_url_names_every_node_and_the_credentials() -> None:
                                  "redis+cluster://h:\u00b2",  # a digit, but no number
                                  "redis+cluster://h:1?unknown=1",
                                  "redis+cluster://h:1?socket_timeout=soon",
+                                 "redis://h:1?socket_timeout=nan",
+                                 "redis://h:1?socket_connect_timeout=inf",
+                                 "redis://h:1?socket_timeout=0",
+                                 "redis://h:1?socket_timeout=-5",
                                  "memcached://h:1"])
 def test_bad_urls_fail_at_startup_naming_the_storage_key(url: str) -> None:
     with pytest.raises(ConfigError) as raised:
