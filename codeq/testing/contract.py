@@ -197,11 +197,18 @@ def superscripted(cursor: str) -> str:
     return re.sub(r"[0-9]", "\u00b2", _numbered(cursor))
 
 
+def huge(cursor: str) -> str:
+    """``cursor`` with every number in it made 5000 digits long: more than ``int`` converts
+    from text by default (4300 digits), so reading it as a position needs a length check
+    first (skips when it holds no number)."""
+    return re.sub(r"[0-9]+", "9" * 5000, _numbered(cursor))
+
+
 #: A cursor tampered with: an oversized number may be refused (``InvalidInput``) or read as a
 #: position; digits that are no number are refused. Never another error (a 500).
 TAMPERED = pytest.mark.parametrize(("tamper", "readable"),
-                                   [(oversized, True), (superscripted, False)],
-                                   ids=["oversized", "superscripted"])
+                                   [(oversized, True), (huge, True), (superscripted, False)],
+                                   ids=["oversized", "huge", "superscripted"])
 
 
 async def refused_or_read(listing: Awaitable[Any], readable: bool) -> None:
@@ -210,6 +217,26 @@ async def refused_or_read(listing: Awaitable[Any], readable: bool) -> None:
     except InvalidInput:
         return
     assert readable, "a cursor no store could have made was read"
+
+
+#: Nesting far deeper than Python's JSON encoder can write (it recurses once per level).
+TOO_DEEP = 5000
+
+
+def nested(depth: int) -> list[Any]:
+    """``[[[...[1]...]]]``, ``depth`` lists deep."""
+    value: list[Any] = [1]
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def depth_of(value: Any) -> int:
+    """How many lists deep ``nested`` built ``value`` (-1 when it is not such a value)."""
+    depth = 0
+    while isinstance(value, list) and len(value) == 1:
+        depth, value = depth + 1, value[0]
+    return depth if value == 1 and value is not True else -1
 
 
 def as_json(value: Any) -> str:
@@ -262,6 +289,19 @@ class TestCreate:
         task.payload = None
         await store.create(task, now=T0)
         assert (await stored(store, task.id)).payload is None
+
+    async def test_a_payload_too_deep_to_write_is_refused_or_kept(self, store: Storage) -> None:
+        """A store that cannot write a value says so (``InvalidInput``, a 400), never a 500."""
+        task = make_task(store, payload=nested(TOO_DEEP))
+        try:
+            await store.create(task, now=T0)
+        except InvalidInput as exc:
+            assert "payload" in str(exc)
+            assert await store.get(task.id) is None
+            assert await counts(store) == (0, 0, 0, 0)
+            return
+        assert depth_of((await stored(store, task.id)).payload) == TOO_DEEP
+        assert depth_of((await claim_one(store)).payload) == TOO_DEEP
 
     async def test_a_delayed_task_waits_for_its_time(self, store: Storage) -> None:
         task = await add(store, delay=60)
@@ -909,6 +949,28 @@ class TestComplete:
         assert (await stored(store, third.id)).status is Status.FAILED
         assert (await stored(store, other.id)).status is Status.IN_PROGRESS
         assert await store.complete_many([], now=T0 + 3) == []
+
+    async def test_a_result_too_deep_to_write_is_refused_or_kept(self, store: Storage) -> None:
+        task, other = await add(store), await add(store)
+        leases = {t.id: t.lease_id for t in await claim(store, count=2)}
+        deep = submission(task.id, result=nested(TOO_DEEP))
+        answers = await store.complete_many(
+            [(task.id, deep, leases[task.id]), (other.id, submission(other.id), leases[other.id])],
+            now=T0 + 1)
+        assert isinstance(answers[1], tuple), "the other item is answered on its own"
+        assert (await stored(store, other.id)).status is Status.COMPLETED
+        if not isinstance(answers[0], InvalidInput):
+            kept = await store.get_result(task.id)
+            assert kept is not None and depth_of(kept.result) == TOO_DEEP
+            return
+        assert "result" in str(answers[0])
+        with pytest.raises(InvalidInput, match="result"):
+            await store.complete(task.id, result=deep, lease_id=leases[task.id], now=T0 + 2)
+        assert (await stored(store, task.id)).status is Status.IN_PROGRESS
+        assert await store.get_result(task.id) is None
+        record, _ = await store.complete(task.id, result=submission(task.id),
+                                         lease_id=leases[task.id], now=T0 + 3)
+        assert record.result == {"ok": True}
 
 
 @asyncio_test

@@ -73,7 +73,9 @@ def _decode(prefix: str, cursor: str | None) -> int:
     if cursor is None:
         return -1
     digits = cursor[len(prefix):]
-    if not cursor.startswith(prefix) or not digits.isdigit() or not digits.isascii():
+    # At most 19 digits: no position is larger, and ``int`` refuses text of over 4300 digits.
+    if (not cursor.startswith(prefix) or not digits.isdigit() or not digits.isascii()
+            or len(digits) > 19):
         raise InvalidInput(f"cursor {cursor[:64]!r} is not one this listing produced; "
                            "pass the nextCursor of the previous page")
     return int(digits)

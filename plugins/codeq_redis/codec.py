@@ -25,6 +25,7 @@ from codeq.core.domain import (
     Subscription,
     Task,
 )
+from codeq.core.errors import InvalidInput
 from codeq.core.jsontext import loads
 
 
@@ -40,13 +41,17 @@ def dumps(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def dumps_ascii(value: Any) -> str:
+def dumps_ascii(value: Any, what: str = "value") -> str:
     """JSON for user values (payloads, results): UTF-8, or escaped to ASCII when a string
-    is not valid UTF-8 (a lone surrogate from a ``\\ud800`` escape), so any string survives."""
+    is not valid UTF-8 (a lone surrogate from a ``\\ud800`` escape), so any string survives.
+    ``InvalidInput`` naming ``what`` when it is nested too deeply for Python's encoder."""
     try:
         return orjson.dumps(value).decode()
     except orjson.JSONEncodeError:
-        return json.dumps(value, separators=(",", ":"))
+        try:
+            return json.dumps(value, separators=(",", ":"))
+        except RecursionError:
+            raise InvalidInput(f"{what} is nested too deeply to be stored") from None
 
 
 def history_entry(entry: HistoryEntry) -> str:
@@ -58,7 +63,7 @@ def task_fields(task: Task) -> dict[str, str]:
     fields: dict[str, str | None] = {
         "id": task.id,
         "command": task.command,
-        "payload": dumps_ascii(task.payload),
+        "payload": dumps_ascii(task.payload, "payload"),
         "priority": str(task.priority),
         "max_attempts": str(task.max_attempts),
         "created_at": num(task.created_at),
@@ -133,7 +138,7 @@ def result_json(record: ResultRecord) -> str:
         "artifacts": [[a.name, a.url, a.content_type] for a in record.artifacts],
         "completedAt": record.completed_at,
         "workerId": record.worker_id,
-    })
+    }, "result")
 
 
 def decode_result(text: str) -> ResultRecord:

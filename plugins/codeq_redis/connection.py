@@ -33,6 +33,8 @@ from redis.exceptions import (
     ClusterDownError,
     ConnectionError,
     ReadOnlyError,
+    RedisClusterException,
+    RedisError,
     TimeoutError,
     TryAgainError,
 )
@@ -71,6 +73,11 @@ def translate_errors(method: Callable[Concatenate[S, P], Coroutine[Any, Any, R]]
         except UNAVAILABLE as exc:
             raise StoreUnavailable(f"the Redis store did not answer ({type(exc).__name__}: "
                                    f"{exc})") from exc
+        except RedisClusterException as exc:
+            # "Redis Cluster cannot be connected": no startup node answered.
+            if not isinstance(exc.__cause__, UNAVAILABLE):
+                raise
+            raise StoreUnavailable(f"the Redis cluster did not answer ({exc})") from exc
 
     return cast(Callable[Concatenate[S, P], Coroutine[Any, Any, R]], wrapper)
 
@@ -86,6 +93,14 @@ def _seconds(name: str, text: str) -> float:
     if not 0 < seconds < math.inf:
         raise ConfigError("storage", f"{name} must be a number of seconds above 0, not {text!r}")
     return seconds
+
+
+def _database(text: str) -> None:
+    """A database number as written in a URL: ASCII digits only. redis-py would read
+    ``/abc`` as database 0, ``/1_0`` as 10 and ``/٣`` as 3, and ``/0/1`` as 1."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
+        raise ConfigError("storage", f"the database of a Redis URL is a number "
+                                     f"(redis://host:port/0), not {text[:64]!r}")
 
 
 def _options(query: str) -> dict[str, Any]:
@@ -172,10 +187,17 @@ class Target:
         if scheme not in SCHEMES:
             raise ConfigError("storage", f"not a Redis URL: {scheme}://...")
         if scheme != CLUSTER_SCHEME:  # redis-py reads its options; the timeouts are checked
-            for name, values in parse_qs(urlsplit(url).query).items():
+            parts = urlsplit(url)
+            for name, values in parse_qs(parts.query).items():
                 if name in TIMEOUT_OPTIONS:
                     _seconds(name, values[-1])
-            return cls(cluster=False, url=url)
+                if name == "db":
+                    _database(values[-1])
+            if parts.path not in ("", "/"):
+                _database(parts.path[1:])
+            target = cls(cluster=False, url=url)
+            target.check()
+            return target
         rest = url.split("://", 1)[1]
         rest, _, query = rest.partition("?")
         rest = rest.rstrip("/")
@@ -184,11 +206,26 @@ class Target:
         nodes = []
         for item in hosts.split(","):
             host, _, port = item.strip().rpartition(":")
-            if not host or not (port.isascii() and port.isdigit()):
-                raise ConfigError("storage", f"cluster node {item!r} is not host:port")
+            if host.startswith("[") and host.endswith("]"):  # an IPv6 address: [::1]:7000
+                host = host[1:-1]
+            if (not host or not (port.isascii() and port.isdigit()) or len(port) > 5
+                    or not 0 < int(port) <= 65535):
+                raise ConfigError("storage", f"cluster node {item!r} is not host:port "
+                                             "(a port 1..65535)")
             nodes.append((host, int(port)))
         return cls(cluster=True, url=url, nodes=tuple(nodes), username=unquote(username) or None,
                    password=unquote(password) or None, options=_options(query))
+
+    def check(self) -> None:
+        """Refuse a URL redis-py would only fail on when connecting (a port out of range, an
+        option it does not know, a value it cannot read) with ``ConfigError``, not a traceback.
+        Builds a pool and one connection object; nothing is connected."""
+        try:
+            pool = ConnectionPool.from_url(self.url, **self.common())
+            pool.make_connection()
+        except (ValueError, TypeError, RedisError) as exc:
+            # redis-py's messages name the part at fault, never the password.
+            raise ConfigError("storage", f"the Redis URL is not usable: {exc}") from None
 
     def common(self) -> dict[str, Any]:
         return {

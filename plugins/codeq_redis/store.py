@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from codeq.core import lifecycle
 from codeq.core.domain import (
@@ -32,7 +32,7 @@ from codeq.core.domain import (
     Task,
     new_id,
 )
-from codeq.core.errors import CodeqError, Conflict, Forbidden, InvalidInput, NotFound
+from codeq.core.errors import CodeqError, ConfigError, Conflict, Forbidden, InvalidInput, NotFound
 from codeq.core.ids import command_slot, hinted_slot, key_slot
 from codeq.core.ids import new_task_id as new_hinted_id
 from codeq.core.storage import Completion, Storage
@@ -188,6 +188,11 @@ class RedisStorage(Storage):
     async def open(self) -> None:
         slot_tag(0)  # build the slot-tag table (~0.2 s) now, not on the first request
         self._client = self.target.connect()
+        try:
+            await self._client.ping()
+        except ResponseError as exc:  # the URL's database or credentials, refused at connect
+            raise ConfigError("storage", f"the Redis server refused this URL's settings: "
+                                         f"{exc}") from None
         await self._scripts.load(self._client)
         if isinstance(self._client, RedisCluster):
             await self._client.initialize()
@@ -462,7 +467,9 @@ class RedisStorage(Storage):
         if cursor is None:
             return None
         seq, _, command = cursor.partition(".")
-        if not (seq.isascii() and seq.isdigit()) or not COMMAND_PATTERN.match(command):
+        # At most 19 digits: no sequence is larger, and ``int`` refuses text of over 4300 digits.
+        if (not (seq.isascii() and seq.isdigit()) or len(seq) > 19
+                or not COMMAND_PATTERN.match(command)):
             raise InvalidInput(f"cursor {cursor[:64]!r} was not produced by this store")
         return int(seq), command
 
@@ -672,6 +679,10 @@ class RedisStorage(Storage):
         tasks = [decode_dumped(item) for item in reply[1:]]
         for task in tasks:
             self._remember(task.id, command)
+            if self._lone.get(command) == task.id:
+                # its create's message came while this claim was on its way: the task is
+                # taken, so it is no hint for the next claim (which would go STALE, then peek)
+                del self._lone[command]
         return tasks
 
     async def _claim_round(self, heads: list[_Head], want: int, claimers: list[_Claimer],
@@ -772,7 +783,12 @@ class RedisStorage(Storage):
             if task_id not in commands:
                 out.append(NotFound(f"no task with id {task_id}"))
                 continue
-            record, call = self._complete_call(task_id, commands[task_id], result, lease_id, now)
+            try:
+                record, call = self._complete_call(task_id, commands[task_id], result, lease_id,
+                                                   now)
+            except InvalidInput as exc:  # a result this store cannot write: this item only
+                out.append(exc)
+                continue
             pending.append((len(out), task_id, result, record, lease_id))
             calls.append(call)
             out.append((record, None))  # until the script's reply says

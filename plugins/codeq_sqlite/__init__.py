@@ -24,7 +24,7 @@ PREFIX = "sqlite:///"
 def path_of(url: str) -> str:
     """The database file named by a ``sqlite:///`` URL."""
     path = url[len(PREFIX):] if url.startswith(PREFIX) else ""
-    if not path or "?" in path or "#" in path:
+    if not path or "?" in path or "#" in path or "\x00" in path:
         raise ConfigError("storage", f"{url!r} is not a sqlite URL this store understands; use "
                                      "sqlite:////absolute/path/codeq.db or sqlite:///relative.db")
     return path

@@ -49,12 +49,16 @@ SELECT_RESULT = ("SELECT task_id, status, result, error, artifacts, completed_at
 MAX_INTEGER = 2**63 - 1
 
 
-def dumps(value: Any) -> str:
-    """A JSON value as text, exactly as it will be read back."""
+def dumps(value: Any, what: str = "value") -> str:
+    """A JSON value as text, exactly as it will be read back; ``InvalidInput`` naming
+    ``what`` when it is nested too deeply for Python's JSON encoder to write."""
     try:
         return orjson.dumps(value).decode()
     except orjson.JSONEncodeError:
-        return " " + json.dumps(value, separators=(",", ":"))
+        try:
+            return " " + json.dumps(value, separators=(",", ":"))
+        except RecursionError:
+            raise InvalidInput(f"{what} is nested too deeply to be stored") from None
 
 
 def loads(text: str) -> Any:
@@ -92,7 +96,7 @@ def decode_task(row: tuple[Any, ...]) -> Row:
 
 def insert_params(task: Task, where: Where, qseq: int | None) -> tuple[Any, ...]:
     backoff = task.backoff
-    return (where, qseq, task.id, task.command, dumps(task.payload), task.priority,
+    return (where, qseq, task.id, task.command, dumps(task.payload, "payload"), task.priority,
             task.max_attempts, task.created_at, task.updated_at, task.status.value, task.attempts,
             task.worker_id, task.lease_id, task.lease_until, task.webhook, task.error, task.run_at,
             task.visible_at, task.idempotency_key,
@@ -110,7 +114,7 @@ def update_params(row: Row) -> tuple[Any, ...]:
 
 
 def result_params(record: ResultRecord) -> tuple[Any, ...]:
-    return (record.task_id, record.status.value, dumps(record.result), record.error,
+    return (record.task_id, record.status.value, dumps(record.result, "result"), record.error,
             orjson.dumps(record.artifacts).decode(), record.completed_at, record.worker_id)
 
 

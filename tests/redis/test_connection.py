@@ -9,8 +9,9 @@ from redis.asyncio.connection import Connection
 from redis.exceptions import DataError
 
 from codeq.core.config import load_settings
-from codeq.core.errors import ConfigError
+from codeq.core.errors import ConfigError, StoreUnavailable
 from codeq.plugins import open_storage
+from codeq.testing.redis_server import RedisServer, free_port
 
 
 def test_a_cluster_url_names_every_node_and_the_credentials() -> None:
@@ -30,7 +31,23 @@ def test_a_cluster_url_names_every_node_and_the_credentials() -> None:
                                  "redis://h:1?socket_connect_timeout=inf",
                                  "redis://h:1?socket_timeout=0",
                                  "redis://h:1?socket_timeout=-5",
-                                 "memcached://h:1"])
+                                 "memcached://h:1",
+                                 # redis-py itself fails on these only when connecting:
+                                 "redis://h:99999/0",
+                                 "redis://h:port/0",
+                                 "redis://h:1/0?unknown=1",
+                                 "redis://h:1/0?max_connections=-1",
+                                 "rediss://h:1/0?ssl_cert_reqs=sometimes",
+                                 "redis+cluster://h:99999",
+                                 "redis+cluster://h:0",
+                                 # and reads these as another database than written:
+                                 "redis://h:1/abc",  # database 0
+                                 "redis://h:1/\u0663",  # an Arabic-Indic 3: database 3
+                                 "redis://h:1/1_0",  # database 10
+                                 "redis://h:1/%203",  # " 3": database 3
+                                 "redis://h:1/0/1",  # database 1
+                                 "redis://h:1/-1",
+                                 "redis://h:1/0?db=x"])
 def test_bad_urls_fail_at_startup_naming_the_storage_key(url: str) -> None:
     with pytest.raises(ConfigError) as raised:
         Target.parse(url)
@@ -84,3 +101,23 @@ def test_values_redis_py_refuses_are_still_refused_with_its_error() -> None:
     for bad in (None, True, [1]):
         with pytest.raises(DataError):
             connection.pack_command("SET", "k", bad)
+
+
+def test_an_ipv6_cluster_node_is_written_in_brackets() -> None:
+    assert Target.parse("redis+cluster://[::1]:7000,[fe80::1]:7001").nodes == (
+        ("::1", 7000), ("fe80::1", 7001))
+
+
+async def test_a_database_the_server_refuses_fails_at_startup(redis_server: RedisServer) -> None:
+    store = RedisStorage(f"redis://127.0.0.1:{redis_server.port}/16")  # 16 databases: 0..15
+    with pytest.raises(ConfigError, match="DB index is out of range") as raised:
+        await store.open()
+    await store.close()
+    assert raised.value.key == "storage"
+
+
+async def test_an_unreachable_cluster_is_unavailable_not_a_traceback() -> None:
+    store = RedisStorage(f"redis+cluster://127.0.0.1:{free_port()}")
+    with pytest.raises(StoreUnavailable, match="did not answer"):
+        await store.open()
+    await store.close()

@@ -5,6 +5,7 @@ not the ones to take."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable
 from typing import TypeVar
@@ -208,3 +209,19 @@ async def test_a_batch_claim_does_not_take_the_chained_head_alone(
     assert [t.id for t in await claim(store, "CHAIN", now + 5)] == [tasks[0].id]
     claimed = await claim(store, "CHAIN", now + 5, count=10)
     assert [t.id for t in claimed] == [t.id for t in tasks[1:]]
+
+
+async def test_a_ready_message_that_comes_while_its_task_is_claimed_here_is_no_hint(
+        open_store: OpenStore, redis_server: RedisServer) -> None:
+    """The create's message can arrive while this process's claim of that very task is on
+    its way to Redis; the next claim must not try that task again (STALE, then a peek)."""
+    store = await open_store(redis_server.url)
+    now = time.time()
+    tasks = await created(store, "CHAIN", 2, now)
+    first = asyncio.ensure_future(claim(store, "CHAIN", now + 5))
+    while "CHAIN" in store._lone:  # the claim has taken the hint and is on its way
+        await asyncio.sleep(0)
+    store._on_ready(f"CHAIN {tasks[0].id}")  # the listener hands over the message now
+    assert [t.id for t in await first] == [tasks[0].id]
+    claimed, peeks = await peeks_during(redis_server, claim(store, "CHAIN", now + 5))
+    assert [t.id for t in claimed] == [tasks[1].id] and peeks == 0

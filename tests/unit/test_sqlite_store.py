@@ -105,7 +105,8 @@ def test_absolute_and_relative_urls() -> None:
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite://host/x.db",
-                                 "sqlite:///x.db?mode=ro", "memory://"])
+                                 "sqlite:///x.db?mode=ro", "memory://",
+                                 "sqlite:///data/co\x00deq.db"])  # a YAML "\0" escape
 def test_a_url_it_cannot_use_is_a_config_error(url: str) -> None:
     with pytest.raises(ConfigError, match="sqlite"):
         path_of(url)
