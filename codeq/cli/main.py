@@ -16,7 +16,7 @@ import typer
 from codeq.cli import admin, auth, init_cmd, output, plugins_cmd, queues, serve, tasks, worker_cmd
 from codeq.cli.output import Format
 from codeq.cli.state import State
-from codeq.client import ApiError, ConnectionFailed, Unauthorized
+from codeq.client import ApiError, ConnectionFailed, InvalidRequest, Unauthorized
 
 app = typer.Typer(
     name="codeq",
@@ -106,6 +106,9 @@ def main() -> None:
         manager().hook.register_commands(app=app)
     try:
         app()
+    except InvalidRequest as exc:  # arguments no request can carry: bad usage
+        output.fail(str(exc))
+        sys.exit(2)
     except ApiError as exc:
         output.fail(str(exc))
         hint = next((h for cls, h in HINTS.items() if isinstance(exc, cls)), None)

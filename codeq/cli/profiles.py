@@ -29,6 +29,45 @@ class ProfileError(Exception):
     """The config file cannot be read or is malformed."""
 
 
+#: Profile fields holding text, and the one holding a yes/no.
+TEXT_FIELDS = ("baseUrl", "producerToken", "workerToken", "dataDir")
+
+
+def _checked(path: Path, name: str, profile: Any) -> dict[str, Any]:
+    """One profile, with each known field of the type the CLI uses: a token YAML read as
+    a number (``0123`` is 83) or an ``admin: 'no'`` (a true string) would be used changed."""
+    if profile is None:
+        return {}
+    if not isinstance(profile, dict):
+        raise ProfileError(f"{path}: profile {name} must map fields to values")
+    for key in TEXT_FIELDS:
+        if profile.get(key) is not None and not isinstance(profile[key], str):
+            raise ProfileError(f"{path}: {key} of profile {name} must be text (quote it), "
+                               f"not {profile[key]!r}")
+    if profile.get("admin") is not None and not isinstance(profile["admin"], bool):
+        raise ProfileError(f"{path}: admin of profile {name} must be true or false, not "
+                           f"{profile['admin']!r}")
+    login = profile.get("login")
+    if login is not None:
+        steps = [login.get(step) for step in ("request", "exchange")] if isinstance(
+            login, dict) else [None]
+        if not isinstance(login, dict) or not all(step is None or _step_ok(step)
+                                                  for step in steps):
+            raise ProfileError(f"{path}: login of profile {name} must map request (and "
+                               "optionally exchange) to {url: text, method: text, headers: "
+                               "{name: value}, body: text, tokenPath: text}; fix or remove "
+                               "it in the file")
+    return dict(profile)
+
+
+def _step_ok(step: Any) -> bool:
+    """A login step as ``codeq.cli.login.Step.from_profile`` reads it."""
+    return (isinstance(step, dict) and isinstance(step.get("url"), str)
+            and isinstance(step.get("headers") or {}, dict)
+            and all(isinstance(step.get(k), str) for k in ("method", "body", "tokenPath")
+                    if step.get(k) is not None))
+
+
 def config_path() -> Path:
     return Path.home() / ".codeq" / "config.yaml"
 
@@ -51,8 +90,13 @@ class ConfigFile:
             raise ProfileError(f"cannot read {path}: {exc}") from None
         if not isinstance(data, dict) or not isinstance(data.get("profiles", {}), dict):
             raise ProfileError(f"{path} must map 'profiles' to named profiles")
-        profiles = {str(k): dict(v or {}) for k, v in (data.get("profiles") or {}).items()}
-        return cls(current=str(data.get("currentProfile") or DEFAULT_PROFILE), profiles=profiles)
+        profiles = {str(k): _checked(path, str(k), v) for k, v in
+                    (data.get("profiles") or {}).items()}
+        current = data.get("currentProfile") or DEFAULT_PROFILE
+        if not isinstance(current, str):
+            raise ProfileError(f"{path}: currentProfile must be a profile name, not "
+                               f"{current!r}")
+        return cls(current=current, profiles=profiles)
 
     def profile(self, name: str) -> dict[str, Any]:
         return self.profiles.setdefault(name, {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import typer
 
 from codeq.cli import output, state
 from codeq.cli.output import Format, OutputOption
+from codeq.cli.params import finite
 
 app = typer.Typer(help="Create, inspect, wait for, cancel and list tasks.\n\nExample: codeq task list --event RESIZE", no_args_is_help=True)
 
@@ -22,19 +24,37 @@ TaskId = Annotated[str, typer.Argument(help="The task id (a UUID).", show_defaul
 
 def parse_payload(value: str) -> Any:
     """``--payload``: JSON text, ``@file`` (JSON in a file) or ``-`` (JSON on stdin)."""
+    data: bytes | str
     if value == "-":
-        text, source = sys.stdin.read(), "stdin"
+        data, source = sys.stdin.buffer.read(), "stdin"
     elif value.startswith("@"):
         try:
-            text, source = Path(value[1:]).read_text(), value[1:]
+            data, source = Path(value[1:]).read_bytes(), value[1:]
         except OSError as exc:
             raise typer.BadParameter(f"cannot read {value[1:]}: {exc.strerror}") from None
     else:
-        text, source = value, "--payload"
+        data, source = value, "--payload"
+    try:  # JSON is UTF-8 (RFC 8259); bytes that are not were a traceback or lone surrogates
+        text = data.decode() if isinstance(data, bytes) else data
+        text.encode()
+    except UnicodeError as exc:
+        raise typer.BadParameter(f"{source} is not UTF-8 text: {exc}") from None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_not_json, parse_float=_finite_float)
     except ValueError as exc:
         raise typer.BadParameter(f"{source} is not valid JSON: {exc}") from None
+
+
+def _not_json(name: str) -> Any:
+    """``NaN``, ``Infinity``: Python's json reads them, JSON has no such values."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of the range of a JSON number (a 64-bit float)")
+    return value
 
 
 @app.command()
@@ -52,7 +72,7 @@ def create(
         help="Same key (per command) returns the original task instead of a new one.")] = None,
     run_at: Annotated[str | None, typer.Option(help="RFC 3339 time before which it is not "
                                                "handed out.")] = None,
-    delay_seconds: Annotated[float | None, typer.Option(help="Delay before it is handed out.")
+    delay_seconds: Annotated[float | None, typer.Option(callback=finite, help="Delay before it is handed out.")
                              ] = None,
     out: OutputOption = None,
 ) -> None:
@@ -111,7 +131,7 @@ def result(ctx: typer.Context, task_id: TaskId, out: OutputOption = None) -> Non
 def wait(
     ctx: typer.Context,
     task_id: TaskId,
-    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")
+    timeout: Annotated[float | None, typer.Option(callback=finite, help="Give up after this many seconds.")
                        ] = None,
     out: OutputOption = None,
 ) -> None:
@@ -167,6 +187,12 @@ def cancel(ctx: typer.Context, task_id: TaskId, out: OutputOption = None) -> Non
     output.record(task, s.fmt(out))
 
 
+def _status(value: str | None) -> str | None:
+    """Upper-cased for the server when ASCII: ``str.upper`` makes ``ı`` an ``I`` and ``ſ``
+    an ``S``, so ``ın_progress`` would have listed IN_PROGRESS tasks."""
+    return value.upper() if value and value.isascii() else value
+
+
 @app.command("list")
 def list_(
     ctx: typer.Context,
@@ -186,8 +212,8 @@ def list_(
     """
     s = state.get(ctx)
     with s.client() as client:
-        page = client.list_tasks(command=event, status=status.upper() if status else None,
-                                 limit=limit, cursor=cursor)
+        page = client.list_tasks(command=event, status=_status(status), limit=limit,
+                                 cursor=cursor)
     fmt = s.fmt(out)
     output.rows(page, page["tasks"], LIST_COLUMNS, fmt, empty="no tasks")
     if fmt is Format.table and page.get("nextCursor"):

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from codeq.cli import output, state
+from codeq.cli.params import finite, positive
 from codeq.worker import Job, Stats, Worker
 from codeq.worker.handlers import ack_handler, exec_handler, load_handler
 
@@ -92,18 +93,18 @@ def start(
         help="Python callable module:function (sync or async) receiving the job.")] = None,
     ack: Annotated[Ack | None, typer.Option(help="Demo mode without a handler.")] = None,
     nack_delay: Annotated[float | None, typer.Option(
-        help="Delay of --ack nack (default: the server's backoff).")] = None,
+        min=0, callback=finite, help="Delay of --ack nack (default: the server's backoff).")] = None,
     timeout: Annotated[float | None, typer.Option(
-        help="Kill an --exec command after this many seconds and NACK.")] = None,
+        callback=positive, help="Kill an --exec command after this many seconds and NACK.")] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Tasks handled at once.")] = 1,
-    lease_seconds: Annotated[float, typer.Option(help="Lease per claim; heartbeats every "
+    lease_seconds: Annotated[float, typer.Option(callback=positive, help="Lease per claim; heartbeats every "
                                                  "third of it.")] = 60,
-    wait_seconds: Annotated[float, typer.Option(min=0, max=30, help="Long-poll of each claim.")
+    wait_seconds: Annotated[float, typer.Option(min=0, max=30, callback=finite, help="Long-poll of each claim.")
                             ] = 10,
     batch: Annotated[bool, typer.Option(
         help="Claim up to the free slots in one call; send results in batches.")] = False,
     grace_seconds: Annotated[float, typer.Option(
-        help="On SIGINT/SIGTERM, time for in-flight tasks to finish before they are abandoned.")
+        min=0, callback=finite, help="On SIGINT/SIGTERM, time for in-flight tasks to finish before they are abandoned.")
                              ] = 30,
     abandon_on_stop: Annotated[bool, typer.Option(
         help="On SIGINT/SIGTERM, abandon in-flight tasks at once.")] = False,
@@ -120,6 +121,9 @@ def start(
     s = state.get(ctx)
     chosen = _choose_handler(exec_, handler, ack, nack_delay, timeout)
     commands = _split(events)
+    if events is not None and not commands:  # e.g. --events "$EMPTY": not "every command"
+        raise typer.BadParameter("names no command; leave --events out to claim every command "
+                                 "the token allows", param_hint="--events")
     worker = Worker(s.client("worker", events=commands or None, retries=3), commands or None,
                     concurrency=concurrency, lease_seconds=lease_seconds,
                     wait_seconds=wait_seconds, batch=batch, grace_seconds=grace_seconds,

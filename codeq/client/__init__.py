@@ -6,6 +6,7 @@ from codeq.client.errors import (
                                  Conflict,
                                  ConnectionFailed,
                                  Forbidden,
+                                 InvalidRequest,
                                  NotFound,
                                  PayloadTooLarge,
                                  ServerError,
@@ -16,5 +17,5 @@ from codeq.client.http import AsyncClient, Client, ClientConfig
 from codeq.client.signature import verify_signature
 
 __all__ = ["ApiError", "AsyncClient", "BadRequest", "Client", "ClientConfig", "Conflict",
-           "ConnectionFailed", "Forbidden", "NotFound", "PayloadTooLarge", "ServerError",
-           "ServiceUnavailable", "Unauthorized", "verify_signature"]
+           "ConnectionFailed", "Forbidden", "InvalidRequest", "NotFound", "PayloadTooLarge",
+           "ServerError", "ServiceUnavailable", "Unauthorized", "verify_signature"]

@@ -15,6 +15,8 @@ from urllib.parse import quote
 
 import httpx
 
+from codeq.client.errors import InvalidRequest
+
 T = TypeVar("T")
 JSON = dict[str, Any]
 #: Which configured token a call sends: producer routes, worker routes, admin
@@ -89,7 +91,16 @@ def _time(value: datetime | str | None) -> str | None:
 
 
 def _id(task_id: str) -> str:
-    return quote(task_id, safe="")
+    """One path segment. ``.`` and ``..`` are percent-encoded: sent bare, the URL would be
+    normalised into another route (``tasks/.`` is the task list)."""
+    if not task_id:
+        raise InvalidRequest("an id or command name in the path must not be empty")
+    try:
+        segment = quote(task_id, safe="")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"{task_id!r} holds characters that cannot be sent (lone "
+                             "surrogates)") from None
+    return segment.replace(".", "%2E") if segment in (".", "..") else segment
 
 
 def task_body(command: str, payload: Any, *, priority: int | None = None,
@@ -150,7 +161,7 @@ def cancel_task(task_id: str) -> Call[JSON]:
 
 def get_artifact(task_id: str, name: str) -> Call[bytes]:
     """``GET /tasks/{id}/artifacts/{name}``: the stored bytes."""
-    return Call("GET", f"/tasks/{_id(task_id)}/artifacts/{quote(name, safe='')}", _bytes,
+    return Call("GET", f"/tasks/{_id(task_id)}/artifacts/{_id(name)}", _bytes,
                 role="any", idempotent=True)
 
 

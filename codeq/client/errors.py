@@ -2,6 +2,7 @@
 
     ApiError                   any failed call; ``status`` and the server's ``message``
      ├── ConnectionFailed      None  the server could not be reached (refused, reset, timeout)
+     ├── InvalidRequest        None  the arguments cannot be sent at all (also a ValueError)
      ├── BadRequest            400   invalid input
      ├── Unauthorized          401   no token, or a token the server does not accept
      ├── Forbidden             403   the token lacks a scope, an event type or ownership
@@ -37,6 +38,11 @@ class ApiError(Exception):
 
 class ConnectionFailed(ApiError):
     """No HTTP answer: connection refused or reset, DNS failure, timeout."""
+
+
+class InvalidRequest(ApiError, ValueError):
+    """Arguments no request can carry (NaN or Infinity in JSON, lone surrogates, a token
+    with control characters, an empty id); raised before anything is sent."""
 
 
 class BadRequest(ApiError):

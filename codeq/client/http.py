@@ -26,13 +26,14 @@ import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
 from codeq import __version__
 from codeq.client import calls
 from codeq.client.calls import API, ROOT_PATHS, Call
-from codeq.client.errors import ApiError, ConnectionFailed, error_for
+from codeq.client.errors import ApiError, ConnectionFailed, InvalidRequest, ServerError, error_for
 
 if TYPE_CHECKING:
     from codeq.client.transport import AiohttpSender
@@ -82,6 +83,9 @@ class ClientConfig:
         headers = {"User-Agent": f"codeq-python/{__version__}", "X-Request-Id": request_id,
                    **self.headers}
         token = self.token_for(call.role)
+        if token and not (token.isascii() and token.isprintable()):
+            raise InvalidRequest("the token holds characters an HTTP header cannot carry "
+                                 "(non-ASCII, line breaks or other control characters)")
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if call.role == "admin" and self.admin:
@@ -117,7 +121,18 @@ def _outcome(call: Call[T], response: httpx.Response) -> T:
         except ValueError:
             body = {"error": response.text.strip()[:500] or None}
         raise error_for(response.status_code, body, response.headers.get("x-request-id"))
-    return call.parse(response)
+    try:
+        return call.parse(response)
+    except (ValueError, KeyError, TypeError):
+        raise ServerError(f"unexpected answer to {call.method} {call.path}: "
+                          f"{response.text.strip()[:200]!r}; is the base URL a codeq server?", status=response.status_code,
+                          request_id=response.headers.get("x-request-id")) from None
+
+
+def _unsendable(call: Call[Any], exc: ValueError | TypeError) -> InvalidRequest:
+    """A request that cannot be built: JSON without a JSON form (NaN, Infinity), text with
+    lone surrogates, values of other types."""
+    return InvalidRequest(f"cannot send {call.method} {call.path}: {exc}")
 
 
 def _connection_failed(config: ClientConfig, exc: httpx.TransportError) -> ConnectionFailed:
@@ -142,6 +157,25 @@ def _async(build: Callable[P, Call[T]]
     return method
 
 
+def checked_base_url(url: str) -> str:
+    """The server URL without surrounding blanks and trailing slashes; InvalidRequest
+    for what cannot be one (httpx raised InvalidURL, or every call failed as if the
+    server were down, or a query silently sent every call to another path)."""
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (raises on a port out of range)
+        httpx.URL(text)
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise InvalidRequest(f"base URL {url!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequest(f"base URL {url!r} needs http:// or https:// and a host, such as "
+                             f"{DEFAULT_BASE_URL}")
+    if "?" in text or "#" in text:
+        raise InvalidRequest(f"base URL {url!r} must not have a query or a fragment")
+    return text.rstrip("/")
+
+
 class _Base:
     def __init__(self, base_url: str = DEFAULT_BASE_URL, token: str | None = None, *,
                  producer_token: str | None = None, worker_token: str | None = None,
@@ -149,7 +183,7 @@ class _Base:
                  retry_backoff: float = 0.25, headers: Mapping[str, str] | None = None,
                  max_connections: int = 8, config: ClientConfig | None = None) -> None:
         self.config = config or ClientConfig(
-            base_url=base_url.rstrip("/"), token=token, producer_token=producer_token,
+            base_url=checked_base_url(base_url), token=token, producer_token=producer_token,
             worker_token=worker_token, admin=admin, timeout=timeout, retries=retries,
             retry_backoff=retry_backoff, headers=dict(headers or {}),
             max_connections=max_connections)
@@ -184,6 +218,10 @@ class Client(_Base):
                     response = self._http.request(**self.config.request(call, request_id))
                 except httpx.TransportError as exc:
                     raise _connection_failed(self.config, exc) from exc
+                except (ValueError, TypeError) as exc:
+                    if isinstance(exc, InvalidRequest):
+                        raise
+                    raise _unsendable(call, exc) from exc
                 return _outcome(call, response)
             except ApiError as error:
                 if attempt >= self.config.retries or not _should_retry(call, error):
@@ -263,6 +301,10 @@ class AsyncClient(_Base):
                     response = await self._http.request(**self.config.request(call, request_id))
                 except httpx.TransportError as exc:
                     raise _connection_failed(self.config, exc) from exc
+                except (ValueError, TypeError) as exc:
+                    if isinstance(exc, InvalidRequest):
+                        raise
+                    raise _unsendable(call, exc) from exc
                 return _outcome(call, response)
             except ApiError as error:
                 if attempt >= self.config.retries or not _should_retry(call, error):

@@ -13,12 +13,12 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, tzinfo
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from codeq.core.errors import ConfigError
@@ -32,18 +32,83 @@ ENV_ALIASES: dict[str, tuple[str, ...]] = {
 #: these keys are read only with the ``CODEQ_`` prefix.
 PREFIX_ONLY = frozenset({"env", "host", "timezone", "storage", "dataDir"})
 CONFIG_ENV = "CODEQ_CONFIG"
+#: Upper bound of every duration setting, as of the API's delays
+#: (``codeq.core.models.MAX_DELAY_SECONDS``): a time this far ahead is still a date.
+MAX_SECONDS = 10 * 365 * 86400
+#: Upper bound of attempt counts, as of the API's ``maxAttempts``.
+MAX_ATTEMPTS = 10_000
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML without the pitfalls that silently change a value: a key given twice (the
+    last one won), and YAML 1.1 integers that do not mean what they look like (``010``
+    is 8 in octal, ``1:30`` is 90 in base 60)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if not isinstance(key, (str, int, float, bool)):
+                continue
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        text = str(node.value).replace("_", "").lstrip("+-")
+        if ":" in text or (len(text) > 1 and text[0] == "0" and text[1] not in "xXbB"):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} is read as a base-60 or octal number by YAML; "
+                "write it without leading zeros or colons, or quote it as a string",
+                node.start_mark)
+        value: int = super().construct_yaml_int(node)  # type: ignore[no-untyped-call]
+        return value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader
+
+
+def _numeric(annotation: Any) -> bool:
+    return annotation in (int, float) or any(a in (int, float) for a in get_args(annotation))
+
+
+def _plain_value(model: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+    """What pydantic would otherwise take and change: a boolean as a number (YAML reads
+    yes/no/on/off/true/false as booleans, so ``port: yes`` was port 1), an empty path (the
+    current directory), text with a NUL (no file name or URL can hold one)."""
+    annotation = model.model_fields[info.field_name].annotation if info.field_name else None
+    if isinstance(value, bool) and _numeric(annotation):
+        raise ValueError("a number is needed, not a boolean (YAML reads yes, no, on, off, "
+                         "true and false as booleans)")
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("the value holds a NUL character")
+    if value == "" and Path in get_args(annotation):
+        raise ValueError("the path is empty")
+    return value
 
 
 class QueueConfig(BaseModel):
     """Per-command overrides (``queues: {CMD: {...}}``)."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
+                              allow_inf_nan=False)
 
-    max_attempts: int | None = Field(None, ge=1)
+    max_attempts: int | None = Field(None, ge=1, le=MAX_ATTEMPTS)
     backoff_policy: str | None = None
-    backoff_base_seconds: float | None = Field(None, ge=0)
-    backoff_max_seconds: float | None = Field(None, ge=0)
-    lease_seconds: float | None = Field(None, gt=0)
+    backoff_base_seconds: float | None = Field(None, ge=0, le=MAX_SECONDS)
+    backoff_max_seconds: float | None = Field(None, ge=0, le=MAX_SECONDS)
+    lease_seconds: float | None = Field(None, gt=0, le=MAX_SECONDS)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain(cls, value: Any, info: ValidationInfo) -> Any:
+        return _plain_value(cls, value, info)
 
 
 class ProducerToken(BaseModel):
@@ -58,7 +123,7 @@ class ProducerToken(BaseModel):
 
 class Settings(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
-                              frozen=True)
+                              frozen=True, allow_inf_nan=False)
 
     port: int = Field(8080, ge=0, le=65535)
     host: str | None = None
@@ -70,14 +135,14 @@ class Settings(BaseModel):
     redis_addr: str | None = None
     redis_password: str | None = None
     data_dir: Path | None = None
-    default_lease_seconds: float = Field(300, gt=0)
-    max_lease_seconds: float = Field(3600, gt=0)
+    default_lease_seconds: float = Field(300, gt=0, le=MAX_SECONDS)
+    max_lease_seconds: float = Field(3600, gt=0, le=MAX_SECONDS)
     requeue_inspect_limit: int = Field(200, ge=1)
-    max_attempts_default: int = Field(5, ge=1)
+    max_attempts_default: int = Field(5, ge=1, le=MAX_ATTEMPTS)
     backoff_policy: str = "exp_full_jitter"
-    backoff_base_seconds: float = Field(5, ge=0)
-    backoff_max_seconds: float = Field(900, ge=0)
-    retention_seconds: float = Field(86400, ge=0)
+    backoff_base_seconds: float = Field(5, ge=0, le=MAX_SECONDS)
+    backoff_max_seconds: float = Field(900, ge=0, le=MAX_SECONDS)
+    retention_seconds: float = Field(86400, ge=0, le=MAX_SECONDS)
     queues: dict[str, QueueConfig] = Field(default_factory=dict)
     identity_service_url: str | None = None
     identity_jwks_url: str | None = None
@@ -87,20 +152,25 @@ class Settings(BaseModel):
     worker_jwks_url: str | None = None
     worker_issuer: str | None = None
     worker_audience: str = "codeq-worker"
-    allowed_clock_skew_seconds: float = Field(60, ge=0)
+    allowed_clock_skew_seconds: float = Field(60, ge=0, le=MAX_SECONDS)
     allow_producer_as_worker: bool = False
     webhook_hmac_secret: str | None = None
     webhook_allow_private_networks: bool = False
-    subscription_min_interval_seconds: float = Field(5, ge=0)
-    subscription_cleanup_interval_seconds: float = Field(60, gt=0)
-    result_webhook_max_attempts: int = Field(5, ge=1)
-    result_webhook_base_backoff_seconds: float = Field(2, ge=0)
-    result_webhook_max_backoff_seconds: float = Field(60, ge=0)
+    subscription_min_interval_seconds: float = Field(5, ge=0, le=MAX_SECONDS)
+    subscription_cleanup_interval_seconds: float = Field(60, gt=0, le=MAX_SECONDS)
+    result_webhook_max_attempts: int = Field(5, ge=1, le=MAX_ATTEMPTS)
+    result_webhook_base_backoff_seconds: float = Field(2, ge=0, le=MAX_SECONDS)
+    result_webhook_max_backoff_seconds: float = Field(60, ge=0, le=MAX_SECONDS)
     local_artifacts_dir: Path | None = None
     artifact_store: str = "local"
     max_artifact_bytes: int = Field(5 * 1024 * 1024, ge=1)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1)
     metrics_enabled: bool = True
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain(cls, value: Any, info: ValidationInfo) -> Any:
+        return _plain_value(cls, value, info)
 
     @field_validator("timezone")
     @classmethod
@@ -117,6 +187,15 @@ class Settings(BaseModel):
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("queues", mode="before")
+    @classmethod
+    def _text_queue_names(cls, value: Any) -> Any:
+        for name in value if isinstance(value, dict) else ():
+            if not isinstance(name, str):  # pydantic reports ValueError, not TypeError
+                raise ValueError(f"the command name {name!r} is not text (YAML reads unquoted "  # noqa: TRY004
+                                 "yes, no, on, off, true, false and numbers as such); quote it")
         return value
 
     @field_validator("queues")
@@ -219,7 +298,7 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
                 # YAML/JSON list (to carry {token, sub, admin} entries).
                 if key == "queues" or (key == "producerTokens" and raw.lstrip().startswith("[")):
                     try:
-                        raw = yaml.safe_load(raw)
+                        raw = _load_yaml(raw)
                     except yaml.YAMLError as exc:
                         raise ConfigError(key, f"environment variable {name} is not valid "
                                                f"YAML/JSON: {exc}") from None
@@ -234,7 +313,7 @@ def _from_file(path: Path) -> dict[str, tuple[Any, str]]:
     except OSError as exc:
         raise ConfigError("config", f"cannot read {path}: {exc.strerror or exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = _load_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError("config", f"{path} is not valid YAML: {exc}") from None
     if data is None:

@@ -6,6 +6,9 @@ would come back as 1.2345678901234568e+29) and refuses an escaped lone surrogate
 both are valid JSON that a payload may hold. Text with a run of 19 or more digits
 (where such an integer could be) or that orjson refuses goes to the standard
 library, which reads both exactly.
+
+``canonical`` writes a value's identity, for comparing two JSON values as JSON
+(Python's ``==`` takes ``1``, ``1.0`` and ``true`` for one another).
 """
 
 from __future__ import annotations
@@ -27,3 +30,16 @@ def loads(data: str | bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return json.loads(raw)
+
+
+def canonical(value: Any) -> bytes:
+    """JSON with sorted keys: the identity of a payload (``1`` and ``true`` differ).
+
+    orjson refuses what a payload may hold (an integer wider than 64 bits, nesting
+    deeper than 255); the standard library writes those, in the same compact form.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode()

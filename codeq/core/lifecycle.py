@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from codeq.core.domain import Callback, Outcome, ResultRecord, Status, Task
 from codeq.core.errors import Conflict, Forbidden
+from codeq.core.jsontext import canonical
 
 MAX_ATTEMPTS_ERROR = "MAX_ATTEMPTS"
 LEASE_EXPIRED = "LEASE_EXPIRED"
@@ -99,9 +100,11 @@ def expire(task: Task, *, delay_seconds: float, now: float) -> Outcome:
 
 
 def same_submission(stored: ResultRecord, submitted: ResultRecord) -> bool:
+    """The same worker sending the same record; results compare as JSON (``1``, ``1.0`` and
+    ``true`` are equal in Python, not here)."""
     return (stored.worker_id == submitted.worker_id and stored.status == submitted.status
-            and stored.result == submitted.result and stored.error == submitted.error
-            and stored.artifacts == submitted.artifacts)
+            and canonical(stored.result) == canonical(submitted.result)
+            and stored.error == submitted.error and stored.artifacts == submitted.artifacts)
 
 
 def complete(task: Task, *, stored: ResultRecord | None, submitted: ResultRecord,

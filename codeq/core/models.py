@@ -11,7 +11,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+)
 from pydantic.alias_generators import to_camel
 
 from codeq.core.artifacts import check_artifact_name
@@ -30,8 +38,11 @@ MAX_WAIT_SECONDS = 30
 EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
 LATEST = datetime(9999, 12, 30, 23, 59, 59, tzinfo=UTC)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:(?P<second>\d\d)(\.\d{1,9})?"
-                      r"([Zz]|[+-]\d\d:\d\d)")
+_DIGITS = re.compile(r"[0-9]+")
+#: ASCII digits only; an offset's hours are 00..23 and its minutes 00..59 (RFC 3339), so
+#: ``+00:60`` is refused instead of being read as ``+01:00``.
+_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:(?P<second>[0-9]{2})"
+                      r"(\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])")
 
 
 def check_command(value: str) -> str:
@@ -67,16 +78,17 @@ def check_http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http(s) URL with a host")
+    try:
+        port = parts.port
+    except ValueError:  # not digits, or above 65535
+        port = 0
+    if port == 0:
+        raise ValueError("must have no port or a port between 1 and 65535")
     return value
 
 
-def _clamp_priority(value: Any) -> Any:
-    if isinstance(value, bool):
-        # pydantic turns a ValueError (not a TypeError) into a validation error
-        raise ValueError("priority must be an integer 0..9")  # noqa: TRY004
-    if isinstance(value, int):
-        return max(MIN_PRIORITY, min(MAX_PRIORITY, value))
-    return value
+def _clamp_priority(value: int) -> int:
+    return max(MIN_PRIORITY, min(MAX_PRIORITY, value))
 
 
 def _rfc3339(value: Any) -> Any:
@@ -124,7 +136,24 @@ KeyText = Annotated[str, AfterValidator(_no_control_characters),
 #: A lease id as the stores issue them (UUIDs); anything else cannot be a current lease.
 LeaseId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")]
 HttpUrl = Annotated[str, Field(max_length=2048), AfterValidator(check_http_url)]
-Priority = Annotated[int, BeforeValidator(_clamp_priority)]
+#: JSON numbers only: ``true``, ``"5"``, ``"1_0"`` or ``" 5 "`` are not numbers (pydantic's
+#: lax mode would read them as 1, 5, 10 and 5), and an integer field takes no ``2.0``.
+Int = Annotated[int, Strict()]
+Number = Annotated[float, Strict()]
+
+
+def _query_digits(value: Any) -> Any:
+    """A number in a query string: ASCII digits only (``int()`` would also take ``1_0``,
+    `` 5 `` and ``٣``, and pydantic ``1.0``)."""
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        raise ValueError(f"{value[:64]!r} is not a whole number (digits 0-9 only)")
+    return value
+
+
+#: A count in a query string (``?limit=``).
+QueryInt = Annotated[int, BeforeValidator(_query_digits)]
+#: Clamped to 0..9 once it is an integer (``10 ** 30`` is 9), never before.
+Priority = Annotated[int, Strict(), AfterValidator(_clamp_priority)]
 
 
 class Model(BaseModel):
@@ -135,19 +164,19 @@ class Model(BaseModel):
 
 class BackoffOverride(Model):
     policy: str | None = None
-    base_seconds: float | None = Field(None, ge=0, le=MAX_DELAY_SECONDS)
-    max_seconds: float | None = Field(None, ge=0, le=MAX_DELAY_SECONDS)
+    base_seconds: Number | None = Field(None, ge=0, le=MAX_DELAY_SECONDS)
+    max_seconds: Number | None = Field(None, ge=0, le=MAX_DELAY_SECONDS)
 
 
 class CreateTask(Model):
     command: Command
     payload: Any
     priority: Priority = 0
-    max_attempts: int | None = Field(None, ge=1, le=10_000)
+    max_attempts: Int | None = Field(None, ge=1, le=10_000)
     webhook: HttpUrl | None = None
     idempotency_key: KeyText | None = Field(None, min_length=1, max_length=256)
     run_at: Timestamp | None = None
-    delay_seconds: float | None = Field(None, ge=0, le=MAX_DELAY_SECONDS)
+    delay_seconds: Number | None = Field(None, ge=0, le=MAX_DELAY_SECONDS)
     backoff: BackoffOverride | None = None
 
 
@@ -156,17 +185,17 @@ class CreateBatch(Model):
 
 
 class Claim(Model):
-    commands: list[Command] | None = Field(None, max_length=256)
-    lease_seconds: float | None = Field(None, gt=0)
-    wait_seconds: float = Field(0, ge=0, le=MAX_WAIT_SECONDS)
+    commands: list[Command] | None = Field(None, min_length=1, max_length=256)  # []: omit it
+    lease_seconds: Number | None = Field(None, gt=0)
+    wait_seconds: Number = Field(0, ge=0, le=MAX_WAIT_SECONDS)
 
 
 class ClaimBatch(Claim):
-    count: int = Field(1, ge=1, le=MAX_BATCH)
+    count: Int = Field(1, ge=1, le=MAX_BATCH)
 
 
 class Heartbeat(Model):
-    extend_seconds: float | None = Field(None, gt=0)
+    extend_seconds: Number | None = Field(None, gt=0)
     lease_id: LeaseId | None = None
 
 
@@ -175,7 +204,7 @@ class Abandon(Model):
 
 
 class Nack(Model):
-    delay_seconds: float | None = Field(None, ge=0, le=MAX_DELAY_SECONDS)
+    delay_seconds: Number | None = Field(None, ge=0, le=MAX_DELAY_SECONDS)
     reason: str | None = Field(None, max_length=8192)
     lease_id: LeaseId | None = None
 
@@ -205,11 +234,11 @@ class BatchResults(Model):
 
 class Redrive(Model):
     ids: list[str] | None = Field(None, max_length=10_000)
-    limit: int = Field(1000, ge=1, le=100_000)
+    limit: Int = Field(1000, ge=1, le=100_000)
 
 
 class Cleanup(Model):
-    limit: int = Field(1000, ge=1, le=100_000)
+    limit: Int = Field(1000, ge=1, le=100_000)
     before: Timestamp | None = None
     command: Command | None = None
 
@@ -221,14 +250,14 @@ class Subscribe(Model):
     callback_url: HttpUrl
     event_types: list[Annotated[str, AfterValidator(check_event_type)]] | None = Field(
         None, min_length=1, max_length=256)
-    ttl_seconds: float = Field(300, gt=0, le=MAX_SUBSCRIPTION_TTL)
+    ttl_seconds: Number = Field(300, gt=0, le=MAX_SUBSCRIPTION_TTL)
     delivery_mode: DeliveryMode | None = None
     group_id: KeyText | None = Field(None, min_length=1, max_length=128)
-    min_interval_seconds: float | None = Field(None, ge=0, le=86400)
+    min_interval_seconds: Number | None = Field(None, ge=0, le=86400)
 
 
 class RenewSubscription(Model):
-    ttl_seconds: float = Field(300, gt=0, le=MAX_SUBSCRIPTION_TTL)
+    ttl_seconds: Number = Field(300, gt=0, le=MAX_SUBSCRIPTION_TTL)
 
 
 def describe(errors: list[Any]) -> str:

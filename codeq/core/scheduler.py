@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-import orjson
 from pydantic import ValidationError
 
 from codeq.core import models
@@ -39,6 +38,7 @@ from codeq.core.domain import (
 )
 from codeq.core.errors import CodeqError, Conflict, Forbidden, InvalidInput, NotFound
 from codeq.core.events import NO_RECORDER, OUTCOME_EVENTS, Event, Recorder
+from codeq.core.jsontext import canonical
 from codeq.core.lifecycle import MAX_ATTEMPTS_ERROR, check_lease
 from codeq.core.outbound import OutboundPolicy
 from codeq.core.storage import Completion, Storage
@@ -56,11 +56,6 @@ MAX_LIST_LIMIT = 1000
 class NackOutcome:
     outcome: Outcome
     delay_seconds: float
-
-
-def canonical(value: Any) -> bytes:
-    """JSON with sorted keys: the identity of a payload (``1`` and ``true`` differ)."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 def _parse(model: type[models.Model], data: Any) -> Any:
@@ -113,7 +108,8 @@ class Scheduler:
                     ) -> BackoffSpec:
         queue = self.settings.queue(command)
         s = self.settings
-        policy = (override and override.policy) or queue.backoff_policy or s.backoff_policy
+        policy = (override.policy if override and override.policy is not None
+                  else queue.backoff_policy or s.backoff_policy)  # "" is unknown, not the default
         base = override.base_seconds if override and override.base_seconds is not None else None
         top = override.max_seconds if override and override.max_seconds is not None else None
         return BackoffSpec(
@@ -232,7 +228,7 @@ class Scheduler:
         if command is not None:
             self._command(command)
         try:
-            state = Status(status) if status else None
+            state = Status(status) if status is not None else None  # "": no status
         except ValueError:
             raise InvalidInput(f"status must be one of {', '.join(s.value for s in Status)}"
                                ) from None

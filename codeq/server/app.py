@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 import codeq
 from codeq import plugins
@@ -24,7 +24,7 @@ from codeq.core.subscriptions import SWEEP_BATCH, Subscriptions
 from codeq.server import errors, schemas
 from codeq.server.auth import build_authenticator
 from codeq.server.background import Job
-from codeq.server.deps import Services
+from codeq.server.deps import Services, known_query
 from codeq.server.hot_routes import HotRoutes
 from codeq.server.logging import setup_logging
 from codeq.server.metrics import Metrics
@@ -104,7 +104,7 @@ def create_app(settings: Settings, *, store: Storage | None = None,
     app.include_router(health.router)
     if metrics is not None:
         app.include_router(metrics.router())
-    api = APIRouter(prefix=API_PREFIX)
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(known_query)])
     for module in (tasks, artifacts, workers, subscriptions, admin):
         api.include_router(module.router)
     app.include_router(api)

@@ -7,10 +7,13 @@ from datetime import tzinfo
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from codeq.core.auth import Principal
 from codeq.core.config import Settings
+from codeq.core.errors import InvalidInput
 from codeq.core.scheduler import Scheduler
 from codeq.core.subscriptions import Subscriptions
 from codeq.server.auth import Authenticator
@@ -48,3 +51,29 @@ async def principal(request: Request,
 
 Caller = Annotated[Principal, Depends(principal)]
 Svc = Annotated[Services, Depends(services)]
+
+
+def _query_names(dependant: Dependant) -> frozenset[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return frozenset(names)
+
+
+async def known_query(request: Request) -> None:
+    """Refuse a query parameter the route does not take, or one given twice: a typo such as
+    ``?stauts=FAILED`` would otherwise list every task, and of ``?status=A&status=B`` only
+    one would count (the query's counterpart of the bodies' unknown-field rule)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _query_names(route.dependant)
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name not in known:
+            takes = ", ".join(sorted(known)) if known else "none"
+            raise InvalidInput(f"unknown query parameter {name[:64]!r} (this route takes: "
+                               f"{takes})")
+        if name in seen:
+            raise InvalidInput(f"query parameter {name!r} is given more than once")
+        seen.add(name)

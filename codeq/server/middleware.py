@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import re
+import sys
 import time
 import uuid
 from collections import Counter
@@ -37,6 +38,10 @@ BODY_GRACE_SECONDS = 10.0
 #: ...and must then keep coming at this average rate (bytes per second).
 BODY_MIN_BYTES_PER_SECOND = 32 * 1024
 #: A ``\uD800``..``\uDFFF`` escape: only then can a parsed string hold a lone surrogate.
+#: How deeply a JSON body may nest arrays and objects. Every layer a value passes through
+#: (the parsers, the stores' writers, the answer's renderer) takes this much; Python's own
+#: JSON writer, which they fall back to, gives out at about 1,000 levels.
+MAX_JSON_DEPTH = 512
 _ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:@/+=-]{1,128}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -144,7 +149,9 @@ class BodyLimitMiddleware:
       trickling a byte every few seconds (slow loris) is dropped within a bounded
       time while a large upload on a fair line still gets through;
     - when declared JSON, strict JSON (400): no duplicate keys, no ``NaN`` or
-      ``Infinity``, no number too large for a float, no lone UTF-16 surrogate.
+      ``Infinity``, no number too large for a float, no integer longer than Python reads
+      (4300 digits), no lone UTF-16 surrogate, no nesting deeper than ``MAX_JSON_DEPTH``,
+      and UTF-8 only (RFC 8259).
       The app would otherwise keep one of two values, or store something else
       than what was sent; nothing a client hands in is silently changed.
 
@@ -249,6 +256,14 @@ def _finite(text: str) -> float:
     return value
 
 
+def _integer(text: str) -> int:
+    digits = len(text) - text.startswith("-")
+    if digits > (most := sys.get_int_max_str_digits()) > 0:
+        raise _Refused(f"an integer of {digits} digits is longer than the {most} digits "
+                       "this server reads")
+    return int(text)
+
+
 def _has_lone_surrogate(value: Any) -> bool:
     if isinstance(value, str):
         try:
@@ -263,18 +278,40 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests arrays and objects (without recursing itself)."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            todo.extend((child, depth) for child in
+                        (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def json_problem(body: bytes) -> str | None:
     """Why a JSON body must be refused although a lenient parser would take it, or None.
 
     Malformed JSON is left to the app, which reports where it broke.
     """
+    if body[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in body[:4]:
+        # UTF-16 or UTF-32, which Python's parser reads too, but past the surrogate check
+        return "JSON is exchanged in UTF-8 (RFC 8259), not UTF-16 or UTF-32"
+    too_deep = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
     try:
         parsed = json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_no_constant,
-                            parse_float=_finite)
+                            parse_float=_finite, parse_int=_integer)
     except _Refused as exc:
         return str(exc)
-    except (ValueError, RecursionError):
+    except RecursionError:
+        return too_deep
+    except ValueError:
         return None
+    # only a body with that many brackets can nest that deep: most bodies skip the walk
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _depth(parsed) > MAX_JSON_DEPTH:
+        return too_deep
     if _ESCAPED_SURROGATE.search(body) and _has_lone_surrogate(parsed):
         return "a string holds a lone UTF-16 surrogate (not Unicode text)"
     return None

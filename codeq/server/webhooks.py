@@ -20,7 +20,6 @@ from contextlib import suppress
 from typing import Any
 
 import httpx
-import orjson
 
 import codeq
 from codeq.core import render
@@ -31,6 +30,7 @@ from codeq.core.events import Event
 from codeq.core.scheduler import Scheduler
 from codeq.core.signing import signature_headers
 from codeq.core.subscriptions import Subscriptions
+from codeq.server.responses import dumps
 
 log = logging.getLogger("codeq.webhooks")
 
@@ -58,12 +58,12 @@ class Sender:
             await self.outbound.check(url)
         except InvalidInput as exc:
             raise DeliveryFailed(exc.message) from None
-        body = orjson.dumps(payload)
+        body = dumps(payload)  # a result may hold what orjson refuses (wide integers)
         headers = {"content-type": "application/json",
                    **signature_headers(self.secret, body, time.time())}
         try:
             response = await self.http.post(url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL: a URL stored earlier
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
         if not 200 <= response.status_code < 300:
             raise DeliveryFailed(f"the receiver answered {response.status_code}")

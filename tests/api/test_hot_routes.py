@@ -1,8 +1,7 @@
 """The busiest routes answer the same on their fast path as through the framework.
 
-A query string sends a request down the framework's path (``HotRoutes`` leaves
-such requests to the app), so every request here is sent twice, plainly and with
-``?via=framework``, and both answers compared.
+Every request here is sent twice, to the app and to a second app on the same store
+built without ``HotRoutes`` (the framework's path alone), and both answers compared.
 """
 
 from __future__ import annotations
@@ -43,6 +42,8 @@ class SwitchableStore(MemoryStorage):
 class App:
     application: FastAPI
     http: httpx.AsyncClient
+    framework_app: FastAPI  # the same app without HotRoutes
+    framework: httpx.AsyncClient
     store: SwitchableStore
     producer: dict[str, str]
     worker: dict[str, str]
@@ -51,9 +52,9 @@ class App:
                    content: bytes | None = None) -> tuple[httpx.Response, httpx.Response]:
         """The same POST on the fast path and through the framework."""
         answers = []
-        for query in ({}, {"via": "framework"}):
-            answers.append(await self.http.post(API + path, json=json, content=content,
-                                                 params=query, headers=headers))
+        for http in (self.http, self.framework):
+            answers.append(await http.post(API + path, json=json, content=content,
+                                           headers=headers))
         return answers[0], answers[1]
 
     async def leased(self, command: str = "HOT") -> dict[str, Any]:
@@ -72,12 +73,18 @@ async def app(tmp_path: Path) -> AsyncIterator[App]:
     store = SwitchableStore()
     await store.open()
     application = create_app(settings, store=store)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://codeq") as http:
-            yield App(application, http, store,
-                      {"Authorization": f"Bearer {mint_token(tmp_path, 'producer')}"},
-                      {"Authorization": f"Bearer {mint_token(tmp_path, 'worker')}"})
+    framework_app = create_app(settings, store=store)
+    framework_app.user_middleware = [m for m in framework_app.user_middleware
+                                     if m.cls is not HotRoutes]
+    async with application.router.lifespan_context(application), \
+            framework_app.router.lifespan_context(framework_app), \
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=application),
+                              base_url="http://codeq") as http, \
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=framework_app),
+                              base_url="http://codeq") as framework:
+        yield App(application, http, framework_app, framework, store,
+                  {"Authorization": f"Bearer {mint_token(tmp_path, 'producer')}"},
+                  {"Authorization": f"Bearer {mint_token(tmp_path, 'worker')}"})
     await store.close()
 
 
@@ -111,7 +118,8 @@ async def test_a_plain_request_skips_the_frameworks_dependencies(app: App) -> No
     async def no_framework() -> Principal:
         raise CodeqError("the framework's dependencies ran")
 
-    app.application.dependency_overrides[principal] = no_framework
+    for application in (app.application, app.framework_app):
+        application.dependency_overrides[principal] = no_framework
     fast, framework = await app.both("/tasks", {"command": "HOT", "payload": 1}, app.producer)
     assert fast.status_code == 202
     assert framework.status_code == 500 and "dependencies ran" in framework.text
@@ -151,7 +159,7 @@ async def test_results_and_heartbeats_answer_alike(app: App) -> None:
     fast = await app.http.post(f"{API}/tasks/{first['id']}/result",
                                json={"status": "COMPLETED", "result": {"ok": 1},
                                      "leaseId": first["leaseId"]}, headers=app.worker)
-    framework = await app.http.post(f"{API}/tasks/{second['id']}/result?via=framework",
+    framework = await app.framework.post(f"{API}/tasks/{second['id']}/result",
                                     json={"status": "COMPLETED", "result": {"ok": 1},
                                           "leaseId": second["leaseId"]}, headers=app.worker)
     assert fast.status_code == 200 and fast.json()["result"] == {"ok": 1}

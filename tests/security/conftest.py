@@ -131,3 +131,21 @@ def prod_server(tmp_path_factory: pytest.TempPathFactory,
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=30.0) as client:
         yield client
+
+
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
+def server(request: pytest.FixtureRequest) -> ServerProcess:
+    """Each store-touching test runs on both stores; checks made before the store is
+    reached (``STORE_INDEPENDENT``) run on SQLite only."""
+    found: ServerProcess = request.getfixturevalue(f"{request.param}_server")
+    return found
+
+
+@pytest.fixture(scope="module")
+def api(server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.api_url, timeout=30.0) as client:
+        yield client
+
+
+#: For a test whose check is made before the store is reached: SQLite alone.
+STORE_INDEPENDENT = pytest.mark.parametrize("server", ["sqlite"], indirect=True)

@@ -41,28 +41,14 @@ from codeq_static_tokens import StaticTokens
 from codeq.client.signature import sign, verify_signature
 from codeq.core.config import ProducerToken
 from codeq.core.domain import COMMAND_PATTERN
-from codeq.server.middleware import BODY_GRACE_SECONDS, HEADER_TIMEOUT_SECONDS
+from codeq.server.middleware import BODY_GRACE_SECONDS, HEADER_TIMEOUT_SECONDS, MAX_JSON_DEPTH
 from codeq.testing.server import ServerProcess
-from tests.security.conftest import MAX_BODY_BYTES, PasswordRedis, ProdServer
+from tests.security.conftest import MAX_BODY_BYTES, STORE_INDEPENDENT, PasswordRedis, ProdServer
 
 HOSTILE = ["A{b}", "{A}", "A}", "A*", "*", ":A", "A\n", "A\r\n", "\nA", "A\x00B", "A b",
            "caf\u00e9", "X" * 10_240]
 HOSTILE_IDS = [*HOSTILE, str(uuid.uuid4()).upper(), str(uuid.uuid4()) + "\n",
                "{" + str(uuid.uuid4()) + "}", str(uuid.uuid4()) + "*"]
-
-
-@pytest.fixture(scope="module", params=["sqlite", "redis"])
-def server(request: pytest.FixtureRequest) -> ServerProcess:
-    """Each store-touching test runs on both stores; checks made before the store is
-    reached (``STORE_INDEPENDENT``) run on SQLite only."""
-    found: ServerProcess = request.getfixturevalue(f"{request.param}_server")
-    return found
-
-
-@pytest.fixture(scope="module")
-def api(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.api_url, timeout=30.0) as client:
-        yield client
 
 
 class Callers:
@@ -76,8 +62,6 @@ class Callers:
 def who(server: ServerProcess) -> Callers:
     return Callers(server)
 
-
-STORE_INDEPENDENT = pytest.mark.parametrize("server", ["sqlite"], indirect=True)
 
 
 def new_command() -> str:
@@ -291,6 +275,54 @@ def test_deeply_nested_json_is_refused(api: httpx.Client, who: Callers) -> None:
         assert response.status_code == (413 if len(body) > MAX_BODY_BYTES else 400)
     nested_objects = b'{"command": "A", "payload": ' + b'{"a":' * 10_000 + b"1" + b"}" * 10_001
     assert refused(post_raw(api, who.producer, nested_objects))
+
+
+def nested_body(command: str, depth: int, key: str = "payload") -> bytes:
+    value = b"[" * depth + b"1" + b"]" * depth
+    return b'{"command": "%s", "%s": %s}' % (command.encode(), key.encode(), value)
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 960, 2_000])
+def test_nesting_deeper_than_the_limit_is_refused_before_anything_is_stored(
+        api: httpx.Client, who: Callers, depth: int) -> None:
+    """Refused at the door, whatever depth: at about 960 levels a store could write the
+    task and then fail to answer it (a 500, and a retry would make a second task)."""
+    command = new_command()
+    response = post_raw(api, who.producer, nested_body(command, depth - 1))
+    assert refused(response) and "nested deeper than" in response.json()["error"], response.text
+    assert count_tasks(api, who, command) == 0
+
+
+def test_nesting_at_the_limit_is_kept_through_a_whole_cycle(api: httpx.Client,
+                                                             who: Callers) -> None:
+    """``MAX_JSON_DEPTH`` levels (the body object is one of them) in, and back out of every
+    answer: the create, a read, the claim, the result."""
+    command = new_command()
+    created = post_raw(api, who.producer, nested_body(command, MAX_JSON_DEPTH - 1))
+    assert created.status_code == 202, created.text
+    task_id = created.json()["id"]
+    assert api.get(f"/tasks/{task_id}", headers=who.producer).status_code == 200
+    claimed = api.post("/tasks/claim", json={"commands": [command]}, headers=who.worker)
+    assert claimed.status_code == 200 and claimed.json()["id"] == task_id
+    result = b'{"status": "COMPLETED", "result": %s}' % (
+        b"[" * (MAX_JSON_DEPTH - 1) + b"1" + b"]" * (MAX_JSON_DEPTH - 1))
+    finished = post_raw(api, who.worker, result, path=f"/tasks/{task_id}/result")
+    assert finished.status_code == 200, finished.text
+    stored = api.get(f"/tasks/{task_id}/result", headers=who.producer)
+    assert stored.status_code == 200, stored.text
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+@STORE_INDEPENDENT
+def test_json_in_utf16_or_utf32_is_refused(api: httpx.Client, who: Callers,
+                                           encoding: str) -> None:
+    """Python reads them too, but the lone-surrogate check reads UTF-8 bytes: UTF-16 let
+    ``\\ud800`` through to the store."""
+    command = new_command()
+    body = ('{"command": "' + command + '", "payload": "\\ud800"}').encode(encoding)
+    response = post_raw(api, who.producer, body)
+    assert refused(response) and "UTF-8" in response.json()["error"], response.text
+    assert count_tasks(api, who, command) == 0
 
 
 @STORE_INDEPENDENT

@@ -127,3 +127,70 @@ def test_producer_tokens_from_the_environment_as_a_list_of_entries() -> None:
     plain, entry = s.producer_tokens
     assert plain == "plain"
     assert not isinstance(entry, str) and (entry.token, entry.sub, entry.admin) == ("t2", "ops", True)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        # YAML reads these as booleans; pydantic took them as 1 / 1.0.
+        ("port: yes\n", "port", "not a boolean"),
+        ("defaultLeaseSeconds: on\n", "defaultLeaseSeconds", "not a boolean"),
+        ("queues: {A: {maxAttempts: true}}\n", "queues", "not a boolean"),
+        # .inf was accepted; a lease or retention of inf seconds breaks every timestamp.
+        ("defaultLeaseSeconds: .inf\n", "defaultLeaseSeconds", "finite"),
+        ("retentionSeconds: .inf\n", "retentionSeconds", "finite"),
+        ("queues: {A: {leaseSeconds: .inf}}\n", "queues", "finite"),
+        # Finite but past year 9999 when added to now: claims answered 500.
+        ("maxLeaseSeconds: 1e308\n", "maxLeaseSeconds", "less than or equal"),
+        ("maxAttemptsDefault: 100000000000000000000\n", "maxAttemptsDefault",
+         "less than or equal"),
+        # A path with a NUL, or an empty one (was the current directory).
+        ('dataDir: "a\\0b"\n', "dataDir", "NUL"),
+        ("dataDir: ''\n", "dataDir", "path is empty"),
+        # The command NO (or ON, YES, 1e3 ...) is read as False: name the cause.
+        ("queues: {NO: {maxAttempts: 2}}\n", "queues", "False is not text"),
+        ("localArtifactsDir: ''\n", "localArtifactsDir", "path is empty"),
+    ],
+)
+def test_values_pydantic_would_change_are_refused(tmp_path: Path, text: str, key: str,
+                                                  words: str) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(config, environ={})
+    assert info.value.key == key
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("port: 8080\nport: 9090\n", "duplicate key 'port'"),  # the last one silently won
+        ("queues:\n  A: {maxAttempts: 2}\n  A: {maxAttempts: 3}\n", "duplicate key 'A'"),
+        ("port: 010\n", "'010'"),  # YAML 1.1 octal: port 8
+        ("webhookHmacSecret: 0123\n", "'0123'"),
+        ("maxAttemptsDefault: 1:30\n", "'1:30'"),  # YAML 1.1 base 60: 90
+    ],
+)
+def test_yaml_that_silently_changes_values_is_refused(tmp_path: Path, text: str,
+                                                      words: str) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match="not valid YAML") as info:
+        load_settings(config, environ={})
+    assert words in str(info.value)
+
+
+def test_duplicate_keys_in_an_environment_value_are_refused() -> None:
+    with pytest.raises(ConfigError, match="duplicate key 'A'"):
+        load_settings(environ={"QUEUES": "{A: {maxAttempts: 2}, A: {maxAttempts: 3}}"})
+
+
+def test_plain_numbers_and_booleans_still_load(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("port: 0\nmaxBodyBytes: 1_000\nbackoffBaseSeconds: 0.5\n"
+                      "metricsEnabled: no\nallowProducerAsWorker: yes\n")
+    s = load_settings(config, environ={})
+    assert (s.port, s.max_body_bytes, s.backoff_base_seconds) == (0, 1000, 0.5)
+    assert (s.metrics_enabled, s.allow_producer_as_worker) == (False, True)
+    assert load_settings(environ={"PORT": "8081", "METRICS_ENABLED": "false"}).port == 8081

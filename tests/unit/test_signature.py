@@ -38,3 +38,19 @@ def test_stale_or_future_timestamps_are_refused() -> None:
     future = NOW + 301
     assert not verify_signature(SECRET, future, BODY, signature(future), now=NOW)
     assert verify_signature(SECRET, old, BODY, signature(old), tolerance_seconds=600, now=NOW)
+
+
+def test_malformed_headers_are_refused_not_raised_on() -> None:
+    """Headers come from whoever calls the receiver: a 400-digit timestamp raised
+    OverflowError, a missing signature AttributeError, a lone surrogate UnicodeEncodeError."""
+    good = signature(NOW)
+    assert not verify_signature(SECRET, "9" * 400, BODY, good, now=float(NOW))
+    assert not verify_signature(SECRET, NOW, BODY, None, now=NOW)  # type: ignore[arg-type]
+    assert not verify_signature(SECRET, NOW, BODY, "\udcff", now=NOW)
+    assert not verify_signature(SECRET, NOW, BODY, good + "\u00e9", now=NOW)
+    # int() reads these as NOW, but they are not what the server signs.
+    arabic = str(NOW).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    assert not verify_signature(SECRET, arabic, BODY, signature(arabic), now=NOW)
+    assert not verify_signature(SECRET, "1_800_000_000", BODY, signature("1_800_000_000"),
+                                now=NOW)
+    assert verify_signature(SECRET, f" {NOW} ", BODY, f" {good.upper()} ", now=NOW)

@@ -28,7 +28,7 @@ async def queue(command: str, who: Caller, svc: Svc) -> Response:
 
 
 @router.get("/queues/{command}/dlq", **schemas.route(schemas.TaskPage, auth=schemas.ADMIN))
-async def dlq(command: str, who: Caller, svc: Svc, limit: int = 50,
+async def dlq(command: str, who: Caller, svc: Svc, limit: models.QueryInt = 50,
               cursor: str | None = None) -> Response:
     """Dead-lettered tasks of a command, oldest first."""
     page = await svc.scheduler.dlq(who, command, limit=limit, cursor=cursor)

@@ -39,7 +39,7 @@ async def create_tasks(body: models.CreateBatch, who: Caller, svc: Svc) -> Respo
 
 @router.get("/tasks", **schemas.route(schemas.TaskPage, auth=schemas.PRODUCER_OR_ADMIN))
 async def list_tasks(who: Caller, svc: Svc, command: str | None = None,
-                     status: str | None = None, limit: int = 50,
+                     status: str | None = None, limit: models.QueryInt = 50,
                      cursor: str | None = None) -> Response:
     """List tasks in creation order (producer or admin)."""
     page = await svc.scheduler.list_tasks(who, command=command, status=status, limit=limit,
