@@ -189,6 +189,18 @@ class Settings(BaseModel):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("producer_tokens")
+    @classmethod
+    def _sendable(cls, value: list[str | ProducerToken]) -> list[str | ProducerToken]:
+        """A token no client could send (empty, with a space or a control character) would
+        sit in the configuration and never let anyone in."""
+        for i, entry in enumerate(value):
+            token = entry if isinstance(entry, str) else entry.token
+            if not token or not token.isprintable() or any(c.isspace() for c in token):
+                raise ValueError(f"entry {i} is empty or holds a space or control character, "
+                                 "so no client could send it as 'Authorization: Bearer <token>'")
+        return value
+
     @field_validator("queues", mode="before")
     @classmethod
     def _text_queue_names(cls, value: Any) -> Any:

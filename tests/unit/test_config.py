@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -194,3 +195,16 @@ def test_plain_numbers_and_booleans_still_load(tmp_path: Path) -> None:
     assert (s.port, s.max_body_bytes, s.backoff_base_seconds) == (0, 1000, 0.5)
     assert (s.metrics_enabled, s.allow_producer_as_worker) == (False, True)
     assert load_settings(environ={"PORT": "8081", "METRICS_ENABLED": "false"}).port == 8081
+
+
+@pytest.mark.parametrize("tokens", [[""], ["two words"], ["ok-token", "tab\there"],
+                                    [{"token": "new\nline"}], [{"token": " lead"}]])
+def test_producer_tokens_no_client_could_send_are_refused_without_showing_them(
+        tokens: list[Any]) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(environ={}, overrides={"producerTokens": tokens})
+    assert raised.value.key == "producerTokens"
+    assert "Authorization: Bearer" in raised.value.message
+    for entry in tokens:
+        token = entry if isinstance(entry, str) else entry["token"]
+        assert not token.strip() or token.strip() not in raised.value.message
