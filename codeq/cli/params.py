@@ -16,6 +16,7 @@ def finite(value: float | None) -> float | None:
 
 def positive(value: float | None) -> float | None:
     """A finite number of seconds above 0 (a lease)."""
-    if finite(value) is not None and value is not None and value <= 0:
+    value = finite(value)
+    if value is not None and value <= 0:
         raise typer.BadParameter(f"{value:g} is not above 0 seconds")
     return value

@@ -7,7 +7,8 @@ both are valid JSON that a payload may hold. Text with a run of 19 or more digit
 (where such an integer could be) or that orjson refuses goes to the standard
 library, which reads both exactly.
 
-``canonical`` writes a value's identity, for comparing two JSON values as JSON
+``dumps`` writes JSON the same way back: orjson, or the standard library for what orjson
+refuses. ``canonical`` writes a value's identity, for comparing two JSON values as JSON
 (Python's ``==`` takes ``1``, ``1.0`` and ``true`` for one another).
 """
 
@@ -32,14 +33,17 @@ def loads(data: str | bytes) -> Any:
         return json.loads(raw)
 
 
-def canonical(value: Any) -> bytes:
-    """JSON with sorted keys: the identity of a payload (``1`` and ``true`` differ).
-
-    orjson refuses what a payload may hold (an integer wider than 64 bits, nesting
-    deeper than 255); the standard library writes those, in the same compact form.
-    """
+def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
+    """Compact UTF-8 JSON: orjson, or the standard library, in the same form, for what
+    orjson refuses and a payload may hold (an integer wider than 64 bits, nesting deeper
+    than 255), so a value accepted on the way in goes back out."""
     try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None)
     except TypeError:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"),
+        return json.dumps(value, sort_keys=sort_keys, separators=(",", ":"),
                           ensure_ascii=False).encode()
+
+
+def canonical(value: Any) -> bytes:
+    """JSON with sorted keys: the identity of a payload (``1`` and ``true`` differ)."""
+    return dumps(value, sort_keys=True)

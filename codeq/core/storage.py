@@ -45,11 +45,40 @@ from codeq.core.domain import (
     Subscription,
     Task,
 )
-from codeq.core.errors import CodeqError, StoreUnavailable
+from codeq.core.errors import CodeqError, InvalidInput, StoreUnavailable
 from codeq.core.wakeup import AvailabilityFeed, ReadySignal
 
 #: One result of a batch: ``(task_id, result, lease_id)``.
 Completion: TypeAlias = tuple[str, ResultRecord, str | None]
+#: The largest listing position a store makes (a 64-bit integer).
+MAX_POSITION = 2**63 - 1
+
+
+def cursor_number(digits: str) -> int | None:
+    """The listing position ``digits`` names, or None when no store made it: ASCII digits
+    only (``str.isdigit`` also takes ``²``, which ``int`` refuses), at most a 64-bit integer
+    (``int`` refuses text of over 4,300 digits)."""
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+        return None
+    number = int(digits)
+    return number if number <= MAX_POSITION else None
+
+
+def cursor_at(prefix: str, position: int) -> str:
+    """The cursor of the page after ``position``, as ``cursor_position`` reads it."""
+    return f"{prefix}{position}"
+
+
+def cursor_position(prefix: str, cursor: str | None) -> int:
+    """The position after which a page starts, from a ``<prefix><digits>`` cursor (-1 for
+    the first page); ``InvalidInput`` for a cursor this listing did not produce."""
+    if cursor is None:
+        return -1
+    found = cursor_number(cursor[len(prefix):]) if cursor.startswith(prefix) else None
+    if found is None:
+        raise InvalidInput(f"cursor {cursor[:64]!r} is not one this listing produced; "
+                           "pass the nextCursor of the previous page")
+    return found
 
 
 def _item_outcome(reply: Any) -> Any:

@@ -23,8 +23,8 @@ from urllib.parse import unquote_to_bytes
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from codeq.core.jsontext import dumps
 from codeq.server.logging import request_id
-from codeq.server.responses import dumps
 
 access_log = logging.getLogger("codeq.access")
 error_log = logging.getLogger("codeq.server")

@@ -1,21 +1,12 @@
-"""JSON responses serialized with orjson."""
+"""JSON responses, written by ``codeq.core.jsontext.dumps`` (orjson when it can)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import orjson
 from starlette.responses import JSONResponse
 
-
-def dumps(content: Any) -> bytes:
-    """orjson, falling back to the standard library for what orjson refuses (integers
-    wider than 64 bits in a payload), so a value accepted on the way in goes back out."""
-    try:
-        return orjson.dumps(content)
-    except TypeError:
-        return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+from codeq.core.jsontext import dumps
 
 
 class JSON(JSONResponse):

@@ -27,10 +27,10 @@ from codeq.core.config import Settings
 from codeq.core.domain import Callback
 from codeq.core.errors import InvalidInput
 from codeq.core.events import Event
+from codeq.core.jsontext import dumps
 from codeq.core.scheduler import Scheduler
 from codeq.core.signing import signature_headers
 from codeq.core.subscriptions import Subscriptions
-from codeq.server.responses import dumps
 
 log = logging.getLogger("codeq.webhooks")
 

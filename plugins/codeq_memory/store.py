@@ -26,8 +26,8 @@ from codeq.core.domain import (
     Task,
     new_id,
 )
-from codeq.core.errors import InvalidInput, NotFound
-from codeq.core.storage import Storage
+from codeq.core.errors import NotFound
+from codeq.core.storage import Storage, cursor_at, cursor_position
 from codeq_memory.structures import LazyHeap, OrderedLog, merge_heads
 
 LIST_CURSOR = "t"
@@ -63,22 +63,6 @@ class Queue:
     finished: LazyHeap  # key finished_at, for cleanup
     running: int = 0
     paused: bool = False
-
-
-def _encode(prefix: str, position: int) -> str:
-    return f"{prefix}{position}"
-
-
-def _decode(prefix: str, cursor: str | None) -> int:
-    if cursor is None:
-        return -1
-    digits = cursor[len(prefix):]
-    # At most 19 digits: no position is larger, and ``int`` refuses text of over 4300 digits.
-    if (not cursor.startswith(prefix) or not digits.isdigit() or not digits.isascii()
-            or len(digits) > 19):
-        raise InvalidInput(f"cursor {cursor[:64]!r} is not one this listing produced; "
-                           "pass the nextCursor of the previous page")
-    return int(digits)
 
 
 def _copy_result(record: ResultRecord) -> ResultRecord:
@@ -226,7 +210,7 @@ class MemoryStorage(Storage):
 
     async def list_tasks(self, *, command: str | None, status: Status | None, limit: int,
                          cursor: str | None) -> Page:
-        after = _decode(LIST_CURSOR, cursor)
+        after = cursor_position(LIST_CURSOR, cursor)
         found: list[tuple[int, Task]] = []
         for seq, task_id in self._created.after(after):
             task = self._tasks[task_id].task
@@ -238,7 +222,7 @@ class MemoryStorage(Storage):
         page = found[:limit]
         more = len(found) > limit and bool(page)
         return Page(tasks=[task.copy() for _, task in page],
-                    next_cursor=_encode(LIST_CURSOR, page[-1][0]) if more else None)
+                    next_cursor=cursor_at(LIST_CURSOR, page[-1][0]) if more else None)
 
     async def cancel(self, task_id: str, *, now: float) -> Task:
         entry = self._entry(task_id)
@@ -381,7 +365,7 @@ class MemoryStorage(Storage):
                           oldest_ready_at=_oldest_ready_at(queue, now))
 
     async def dlq(self, command: str, *, limit: int, cursor: str | None) -> Page:
-        after = _decode(DLQ_CURSOR, cursor)
+        after = cursor_position(DLQ_CURSOR, cursor)
         queue = self._queues.get(command)
         if queue is None:
             return Page(tasks=[], next_cursor=None)
@@ -389,7 +373,7 @@ class MemoryStorage(Storage):
         page = found[:limit]
         more = len(found) > limit and bool(page)
         return Page(tasks=[self._tasks[task_id].task.copy() for _, task_id in page],
-                    next_cursor=_encode(DLQ_CURSOR, page[-1][0]) if more else None)
+                    next_cursor=cursor_at(DLQ_CURSOR, page[-1][0]) if more else None)
 
     async def redrive(self, command: str, *, ids: Sequence[str] | None, limit: int,
                       now: float) -> int:

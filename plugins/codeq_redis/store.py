@@ -35,7 +35,7 @@ from codeq.core.domain import (
 from codeq.core.errors import CodeqError, ConfigError, Conflict, Forbidden, InvalidInput, NotFound
 from codeq.core.ids import command_slot, hinted_slot, key_slot
 from codeq.core.ids import new_task_id as new_hinted_id
-from codeq.core.storage import Completion, Storage
+from codeq.core.storage import Completion, Storage, cursor_number
 from codeq_redis.codec import (
     callback_json,
     decode_callback,
@@ -467,11 +467,10 @@ class RedisStorage(Storage):
         if cursor is None:
             return None
         seq, _, command = cursor.partition(".")
-        # At most 19 digits: no sequence is larger, and ``int`` refuses text of over 4300 digits.
-        if (not (seq.isascii() and seq.isdigit()) or len(seq) > 19
-                or not COMMAND_PATTERN.match(command)):
+        number = cursor_number(seq)
+        if number is None or not COMMAND_PATTERN.match(command):
             raise InvalidInput(f"cursor {cursor[:64]!r} was not produced by this store")
-        return int(seq), command
+        return number, command
 
     async def _list_command(self, command: str, status: Status | None, after: tuple[int, str] | None,
                             want: int) -> list[tuple[int, str, Task]]:
@@ -1026,7 +1025,7 @@ class RedisStorage(Storage):
     async def dlq(self, command: str, *, limit: int, cursor: str | None) -> Page:
         low = "-inf"
         if cursor is not None:
-            if not (cursor.isascii() and cursor.isdigit()):
+            if cursor_number(cursor) is None:
                 raise InvalidInput(f"cursor {cursor[:64]!r} was not produced by this store")
             low = f"({cursor}"
         entries = await self._by_score(QueueKeys(command).dlq, low, "+inf", limit + 1)

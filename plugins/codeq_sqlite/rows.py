@@ -46,7 +46,6 @@ SELECT_RESULT = ("SELECT task_id, status, result, error, artifacts, completed_at
                  "FROM results WHERE task_id = ?")
 
 #: Largest value an SQLite INTEGER holds; cursors beyond it are not ours.
-MAX_INTEGER = 2**63 - 1
 
 
 def dumps(value: Any, what: str = "value") -> str:
@@ -123,19 +122,3 @@ def decode_result(row: tuple[Any, ...]) -> ResultRecord:
     return ResultRecord(task_id=task_id, status=Status(status), result=loads(result), error=error,
                         artifacts=[Artifact(**a) for a in orjson.loads(artifacts)],
                         completed_at=completed_at, worker_id=worker_id)
-
-
-def encode_cursor(prefix: str, position: int) -> str:
-    return f"{prefix}{position}"
-
-
-def decode_cursor(prefix: str, cursor: str | None) -> int:
-    """The position after which a page starts (-1 for the first page)."""
-    if cursor is None:
-        return -1
-    digits = cursor[len(prefix):]
-    if (not cursor.startswith(prefix) or not digits.isascii() or not digits.isdigit()
-            or len(digits) > 19 or int(digits) > MAX_INTEGER):
-        raise InvalidInput(f"cursor {cursor[:64]!r} is not one this listing produced; "
-                           "pass the nextCursor of the previous page")
-    return int(digits)

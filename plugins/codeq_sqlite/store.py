@@ -43,7 +43,7 @@ from codeq.core.domain import (
     new_id,
 )
 from codeq.core.errors import Conflict, StoreUnavailable
-from codeq.core.storage import Storage
+from codeq.core.storage import Storage, cursor_at, cursor_position
 from codeq_sqlite import delivery, schema
 from codeq_sqlite.doorbell import Doorbell
 from codeq_sqlite.rows import (
@@ -53,10 +53,8 @@ from codeq_sqlite.rows import (
     SELECT_RESULT,
     TASK_COLUMNS,
     Row,
-    decode_cursor,
     decode_result,
     decode_task,
-    encode_cursor,
     result_params,
 )
 from codeq_sqlite.runner import Kind, Runner
@@ -272,7 +270,7 @@ class SqliteStorage(Storage):
 
     async def list_tasks(self, *, command: str | None, status: Status | None, limit: int,
                          cursor: str | None) -> Page:
-        after = decode_cursor(LIST_CURSOR, cursor)
+        after = cursor_position(LIST_CURSOR, cursor)
         return await self._read(_list_tasks, command, status, limit, after)
 
     async def cancel(self, task_id: str, *, now: float) -> Task:
@@ -334,7 +332,7 @@ class SqliteStorage(Storage):
         return await self._read(_all_queue_stats, now)
 
     async def dlq(self, command: str, *, limit: int, cursor: str | None) -> Page:
-        after = decode_cursor(DLQ_CURSOR, cursor)
+        after = cursor_position(DLQ_CURSOR, cursor)
         return await self._read(_dlq, command, max(limit, 0), after)
 
     async def redrive(self, command: str, *, ids: Sequence[str] | None, limit: int,
@@ -452,7 +450,7 @@ def _list_tasks(db: sqlite3.Connection, command: str | None, status: Status | No
     page = [decode_task(row) for row in found[:limit]]
     more = len(found) > limit and bool(page)
     return Page(tasks=[row.task for row in page],
-                next_cursor=encode_cursor(LIST_CURSOR, page[-1].seq) if more else None)
+                next_cursor=cursor_at(LIST_CURSOR, page[-1].seq) if more else None)
 
 
 def _cancel(tx: Tx, task_id: str, now: float) -> Task:
@@ -594,7 +592,7 @@ def _dlq(db: sqlite3.Connection, command: str, limit: int, after: int) -> Page:
     page = found[:limit]
     more = len(found) > limit and bool(page)
     return Page(tasks=[row.task for row in page],
-                next_cursor=encode_cursor(DLQ_CURSOR, page[-1].qseq or 0) if more else None)
+                next_cursor=cursor_at(DLQ_CURSOR, page[-1].qseq or 0) if more else None)
 
 
 def _redrive(tx: Tx, command: str, ids: list[str] | None, limit: int, now: float) -> int:

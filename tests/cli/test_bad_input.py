@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,12 +12,12 @@ import pytest
 from tests.cli.conftest import Cli
 
 
-def _clean(done: object, code: int, *words: str) -> None:
-    assert done.returncode == code, done.stderr  # type: ignore[attr-defined]
-    assert "Traceback" not in done.stderr, done.stderr  # type: ignore[attr-defined]
+def _clean(done: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
     for word in words:
-        assert word in done.stderr, done.stderr  # type: ignore[attr-defined]
-    assert done.stdout == ""  # type: ignore[attr-defined]
+        assert word in done.stderr, done.stderr
+    assert done.stdout == ""
 
 
 @pytest.mark.parametrize(("payload", "word"), [('{"x": NaN}', "NaN"), ("[Infinity]", "Infinity"),

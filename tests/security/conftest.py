@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import secrets as random_secrets
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -149,3 +150,15 @@ def api(server: ServerProcess) -> Iterator[httpx.Client]:
 
 #: For a test whose check is made before the store is reached: SQLite alone.
 STORE_INDEPENDENT = pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+
+
+def new_command() -> str:
+    """A command of its own for one test (the servers are shared by the module)."""
+    return f"S_{uuid.uuid4().hex[:12]}"
+
+
+def post_raw(api: httpx.Client, headers: dict[str, str], body: bytes, path: str = "/tasks",
+             content_type: str | None = "application/json") -> httpx.Response:
+    """POST ``body`` exactly as given (bytes a JSON encoder would not write)."""
+    extra = {"Content-Type": content_type} if content_type else {}
+    return api.post(path, content=body, headers={**headers, **extra})

@@ -43,7 +43,14 @@ from codeq.core.config import ProducerToken
 from codeq.core.domain import COMMAND_PATTERN
 from codeq.server.middleware import BODY_GRACE_SECONDS, HEADER_TIMEOUT_SECONDS, MAX_JSON_DEPTH
 from codeq.testing.server import ServerProcess
-from tests.security.conftest import MAX_BODY_BYTES, STORE_INDEPENDENT, PasswordRedis, ProdServer
+from tests.security.conftest import (
+    MAX_BODY_BYTES,
+    STORE_INDEPENDENT,
+    PasswordRedis,
+    ProdServer,
+    new_command,
+    post_raw,
+)
 
 HOSTILE = ["A{b}", "{A}", "A}", "A*", "*", ":A", "A\n", "A\r\n", "\nA", "A\x00B", "A b",
            "caf\u00e9", "X" * 10_240]
@@ -62,10 +69,6 @@ class Callers:
 def who(server: ServerProcess) -> Callers:
     return Callers(server)
 
-
-
-def new_command() -> str:
-    return f"H_{uuid.uuid4().hex[:12]}"
 
 
 def refused(response: httpx.Response) -> bool:
@@ -220,12 +223,6 @@ def test_redis_keys_stay_in_their_patterns(redis_server: ServerProcess,
 
 
 # -- JSON bodies ------------------------------------------------------------------------
-def post_raw(api: httpx.Client, headers: dict[str, str], body: bytes, path: str = "/tasks",
-             content_type: str | None = "application/json") -> httpx.Response:
-    extra = {"Content-Type": content_type} if content_type else {}
-    return api.post(path, content=body, headers={**headers, **extra})
-
-
 def count_tasks(api: httpx.Client, who: Callers, command: str) -> int:
     listed = api.get("/tasks", params={"command": command}, headers=who.producer)
     assert listed.status_code == 200, listed.text

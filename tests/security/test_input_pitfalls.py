@@ -20,32 +20,21 @@ Decisions these tests pin down:
 from __future__ import annotations
 
 import json
-import threading
-import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 
+from codeq.testing.receiver import Receiver
 from codeq.testing.server import ServerProcess
-from tests.security.conftest import STORE_INDEPENDENT
+from tests.security.conftest import STORE_INDEPENDENT, new_command, post_raw
 
 WIDE = b"123456789012345678901234567890"
 DEEP = b"[" * 300 + b"]" * 300
 
 
-
-
-def new_command() -> str:
-    return f"P_{uuid.uuid4().hex[:12]}"
-
-
-def post_raw(api: httpx.Client, headers: dict[str, str], path: str, body: bytes
-             ) -> httpx.Response:
-    return api.post(path, content=body, headers={**headers, "content-type": "application/json"})
 
 
 # -- numbers -------------------------------------------------------------------------------
@@ -138,53 +127,24 @@ def test_idempotent_replay_of_any_accepted_payload(api: httpx.Client, server: Se
     command, key = new_command(), uuid.uuid4().hex
     body = b'{"command": "%s", "idempotencyKey": "%s", "payload": %s}' % (
         command.encode(), key.encode(), payload)
-    first = post_raw(api, producer, "/tasks", body)
+    first = post_raw(api, producer, body)
     assert first.status_code == 202, first.text
-    again = post_raw(api, producer, "/tasks", body)
+    again = post_raw(api, producer, body)
     assert again.status_code == 202, again.text
     assert again.json()["id"] == first.json()["id"]
     assert again.json()["payload"] == json.loads(payload)  # exact: ints stay ints
-    other = post_raw(api, producer, "/tasks", b'{"command": "%s", "idempotencyKey": "%s", '
-                                               b'"payload": 1}' % (command.encode(), key.encode()))
+    other = post_raw(api, producer, b'{"command": "%s", "idempotencyKey": "%s", '
+                                      b'"payload": 1}' % (command.encode(), key.encode()))
     assert other.status_code == 409, other.text
-    batch = post_raw(api, producer, "/tasks/batch", b'{"tasks": [%s]}' % body)
+    batch = post_raw(api, producer, b'{"tasks": [%s]}' % body, "/tasks/batch")
     assert batch.status_code == 200 and batch.json()["results"][0]["task"]["id"] == \
         first.json()["id"], batch.text
 
 
-class Receiver:
-    """A local HTTP server recording the bodies POSTed to it."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        received = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                received.append(self.rfile.read(int(self.headers["content-length"])))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http.server_port}/callback"
-
-    def close(self) -> None:
-        self.http.shutdown()
-        self.http.server_close()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    found = Receiver()
-    yield found
-    found.close()
+    with Receiver.start() as found:
+        yield found
 
 
 def test_result_callbacks_carry_any_accepted_result(api: httpx.Client, server: ServerProcess,
@@ -195,19 +155,17 @@ def test_result_callbacks_carry_any_accepted_result(api: httpx.Client, server: S
     for name, result in results.items():
         command = new_command()
         created = api.post("/tasks", headers=producer,
-                           json={"command": command, "payload": name, "webhook": receiver.url})
+                           json={"command": command, "payload": name,
+                                 "webhook": receiver.url()})
         assert created.status_code == 202, created.text
         task_id = created.json()["id"]
         assert api.post("/tasks/claim", json={"commands": [command]},
                         headers=worker).status_code == 200
-        done = post_raw(api, worker, f"/tasks/{task_id}/result",
-                        b'{"status": "COMPLETED", "result": %s}' % result)
+        done = post_raw(api, worker, b'{"status": "COMPLETED", "result": %s}' % result,
+                        f"/tasks/{task_id}/result")
         assert done.status_code == 200, done.text
         ids[task_id] = result
-    deadline = time.monotonic() + 15
-    while len(receiver.bodies) < len(ids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    delivered = {json.loads(body)["taskId"]: body for body in receiver.bodies}
+    delivered = {r.json()["taskId"]: r.body for r in receiver.wait_for(len(ids), timeout=15)}
     assert set(delivered) == set(ids)
     for task_id, result in ids.items():
         assert b'"result":' + result in delivered[task_id]
@@ -278,12 +236,11 @@ def test_integers_longer_than_python_reads_are_named(api: httpx.Client,
                                                      server: ServerProcess) -> None:
     producer = server.headers("producer")
     for digits in (b"9" * 4301, b"-" + b"9" * 5000):
-        response = post_raw(api, producer, "/tasks",
-                            b'{"command": "%s", "payload": [%s]}' % (new_command().encode(),
-                                                                     digits))
+        response = post_raw(api, producer, b'{"command": "%s", "payload": [%s]}' % (
+            new_command().encode(), digits))
         assert response.status_code == 400, response.text
         assert "digits" in response.json()["error"], response.text
-    kept = post_raw(api, producer, "/tasks", b'{"command": "%s", "payload": -%s}' % (
+    kept = post_raw(api, producer, b'{"command": "%s", "payload": -%s}' % (
         new_command().encode(), b"9" * 4300))
     assert kept.status_code == 202 and kept.json()["payload"] == -int("9" * 4300)
 
@@ -303,12 +260,13 @@ def test_a_different_result_is_not_a_repeat(api: httpx.Client, server: ServerPro
                     headers=worker).status_code == 200
     path = f"/tasks/{created['id']}/result"
     body = b'{"status": "COMPLETED", "result": %s}'
-    assert post_raw(api, worker, path, body % first).status_code == 200
-    assert post_raw(api, worker, path, body % first).status_code == 200  # a true repeat
-    again = post_raw(api, worker, path, body % second)
+    assert post_raw(api, worker, body % first, path).status_code == 200
+    assert post_raw(api, worker, body % first, path).status_code == 200  # a true repeat
+    again = post_raw(api, worker, body % second, path)
     assert again.status_code == 409, again.text
-    batch = post_raw(api, worker, "/tasks/batch/results", b'{"results": [{"taskId": "%s", '
-                     b'"status": "COMPLETED", "result": %s}]}' % (created["id"].encode(), second))
+    batch = post_raw(api, worker, b'{"results": [{"taskId": "%s", "status": "COMPLETED", '
+                     b'"result": %s}]}' % (created["id"].encode(), second),
+                     "/tasks/batch/results")
     assert batch.json()["results"][0]["code"] == 409, batch.text
     stored = api.get(f"{path}", headers=worker).json()["result"]["result"]
     assert json.dumps(stored) == json.dumps(json.loads(first))
