@@ -27,6 +27,7 @@ from redis.asyncio.connection import (
     RedisSSLContext,
     SSLConnection,
 )
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import (
     BusyLoadingError,
@@ -38,10 +39,10 @@ from redis.exceptions import (
     TimeoutError,
     TryAgainError,
 )
-from redis.retry import Retry
 
 from codeq.core.errors import ConfigError, StoreUnavailable
 from codeq_redis import SCHEMES
+from codeq_redis.wire import Endpoint, Wire
 
 hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
 try:
@@ -250,6 +251,15 @@ class Target:
         for node in cluster.nodes_manager.startup_nodes.values():
             node.connection_class = _PackedConnection
         return cluster
+
+    def wire(self, client: Client) -> Wire | None:
+        """The script calls' own connection, to the server ``client`` (made by ``connect``)
+        talks to; None on a cluster, whose calls stay with redis-py."""
+        if isinstance(client, RedisCluster):
+            return None
+        kwargs = client.connection_pool.connection_kwargs
+        shared = kwargs.get("shared_ssl_context")
+        return Wire(Endpoint.of(kwargs, shared.get() if shared is not None else None))
 
     def node_client(self, host: str, port: int) -> Redis:
         """A plain client for one cluster node (its pub/sub)."""

@@ -18,6 +18,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from codeq.core.domain import HISTORY_LIMIT, MAX_PRIORITY, MIN_PRIORITY
+from codeq_redis.wire import Wire
 
 #: Width of one priority tier in a ready-set score (see ``_lib.lua``).
 TIER = 900_000_000_000_000
@@ -30,7 +31,8 @@ NAMES = ("create", "claim", "heartbeat", "requeue", "complete", "cancel", "promo
          "subscription_save", "subscription_renew", "subscription_delete",
          "subscriptions_sweep", "mark_notified")
 
-Client = Redis | RedisCluster
+#: What runs scripts: redis-py's clients, or the store's own connection on one server.
+Client = Redis | RedisCluster | Wire
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,7 @@ from codeq_redis.keys import (
 )
 from codeq_redis.listener import ReadyListener
 from codeq_redis.scripts import SEQ_PER_SECOND, TIER, TIERS, Scripts
+from codeq_redis.wire import Wire
 
 #: Extra ready candidates passed to a claim script beyond what it should take, so that a
 #: claim racing another one still finds work without a second peek.
@@ -156,6 +157,8 @@ class RedisStorage(Storage):
         self.target = Target.parse(url)
         self.cluster = self.target.cluster
         self._client: Client | None = None
+        #: Script calls on one server go over their own pipelined connection.
+        self._wire: Wire | None = None
         self._scripts = Scripts()
         self._listener: ReadyListener | None = None
         self._last_restore = 0.0
@@ -194,6 +197,7 @@ class RedisStorage(Storage):
             raise ConfigError("storage", f"the Redis server refused this URL's settings: "
                                          f"{exc}") from None
         await self._scripts.load(self._client)
+        self._wire = self.target.wire(self._client)
         if isinstance(self._client, RedisCluster):
             await self._client.initialize()
             self._node_clients = [self.target.node_client(n.host, int(n.port))
@@ -217,6 +221,9 @@ class RedisStorage(Storage):
         for client in self._node_clients:
             await client.aclose()
         self._node_clients = []
+        if self._wire is not None:
+            await self._wire.aclose()
+            self._wire = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -238,7 +245,7 @@ class RedisStorage(Storage):
 
     # -- helpers -------------------------------------------------------------------
     async def _run(self, name: str, keys: list[str], args: list[str]) -> Any:
-        return await self._scripts.run(self.client, name, keys, args)
+        return await self._scripts.run(self._wire or self.client, name, keys, args)
 
     async def _run_many(self, calls: Sequence[tuple[str, list[str], list[str]]]) -> list[Any]:
         """Run scripts in order within a slot, in one round trip where the client allows.
@@ -249,12 +256,11 @@ class RedisStorage(Storage):
         """
         if len(calls) == 1:
             return [await self._run(*calls[0])]
-        if self.cluster:
+        if self._wire is None:
             return await self._run_by_slot(calls)
-        pipe = self.client.pipeline(transaction=False)
-        for name, keys, args in calls:
-            pipe.evalsha(self._scripts.by_name[name].sha, len(keys), *keys, *args)
-        results: list[Any] = await pipe.execute(raise_on_error=False)
+        by_name = self._scripts.by_name
+        results = await self._wire.pipeline([("EVALSHA", by_name[name].sha, len(keys), *keys, *args)
+                                             for name, keys, args in calls])
         for i, reply in enumerate(results):
             if isinstance(reply, NoScriptError):
                 results[i] = await self._run(*calls[i])
