@@ -3,7 +3,8 @@
 Starts a do-nothing ASGI app (``peers/echo_app.py``) under uvicorn on 127.0.0.1 and
 sends it the same request (``POST /tasks/{id}/result`` with a small JSON body and a
 bearer token, 32 at a time) from one process in three ways, in alternating rounds:
-aiohttp alone (the floor), ``codeq.AsyncClient`` as it sends by default, and
+aiohttp alone (a reference: the usual fast asyncio client), ``codeq.AsyncClient`` as it
+sends by default, and
 ``codeq.AsyncClient(transport=httpx.AsyncHTTPTransport())``, which sends through httpx.
 Prints client CPU ms per request (median of the rounds) and writes
 ``benchmarks/results/client-cost.txt``.
@@ -59,7 +60,7 @@ async def measure(url: str, requests: int, rounds: int) -> dict[str, list[float]
                 await answer.json()
 
         ways: dict[str, Send] = {
-            "aiohttp alone (floor)": raw,
+            "aiohttp alone (reference)": raw,
             "codeq.AsyncClient (default)": lambda: direct.submit_result(
                 TASK_ID, "COMPLETED", result={"ok": True}),
             "codeq.AsyncClient through httpx": lambda: through_httpx.submit_result(

@@ -4,8 +4,8 @@ Four measurements in one run, in alternating rounds, one request at a time:
 
 * HTTP floor: the do-nothing app (``peers/echo_app.py``) under uvicorn with the
   httptools parser and uvloop, as ``codeq serve`` runs: server CPU per request;
-* Redis client floor: one ``EVALSHA`` of a one-line script through redis-py (with
-  hiredis when installed): CPU of this process per call;
+* Redis client floor: one ``EVALSHA`` of a one-line script as the store sends it (its
+  own pipelined connection, ``codeq_redis.wire``): CPU of this process per call;
 * codeq in process: the app ``create_app`` builds, on a private Redis, called
   directly as ASGI (no socket) for a create, a claim and a result: CPU of this
   process per request, the Redis client's included, access log written;
@@ -35,9 +35,9 @@ from typing import IO
 
 import aiohttp
 import orjson
-import redis.asyncio as aioredis
 import uvloop
 from _harness import BENCH_DIR, cpu_seconds, echo_server, header, publish, table
+from codeq_redis.connection import Target
 from fastapi import FastAPI
 from starlette.types import Message
 
@@ -161,16 +161,21 @@ async def echo_floor(session: aiohttp.ClientSession, url: str, pid: int, n: int)
 
 
 async def redis_floor(url: str, n: int) -> float:
-    client = aioredis.from_url(url, socket_timeout=5.0)
+    """CPU of one script call as the store makes it (its own connection, ``Wire``)."""
+    target = Target.parse(url)
+    client = target.connect()
+    wire = target.wire(client)
+    assert wire is not None
     try:
-        sha = await client.script_load("return ARGV[1]")
+        sha = await wire.script_load("return ARGV[1]")
         for _ in range(100):
-            await client.evalsha(sha, 0, "x")
+            await wire.evalsha(sha, 0, "x")
         started = time.process_time()
         for _ in range(n):
-            await client.evalsha(sha, 0, "x")
+            await wire.evalsha(sha, 0, "x")
         return (time.process_time() - started) / n * 1000
     finally:
+        await wire.aclose()
         await client.aclose()
 
 

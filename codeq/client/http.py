@@ -36,7 +36,7 @@ from codeq.client.calls import API, ROOT_PATHS, Call
 from codeq.client.errors import ApiError, ConnectionFailed, InvalidRequest, ServerError, error_for
 
 if TYPE_CHECKING:
-    from codeq.client.transport import AiohttpSender
+    from codeq.client.h1 import H1Sender
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -274,14 +274,13 @@ class AsyncClient(_Base):
                  **options: Any) -> None:
         transport = options.pop("transport", None)
         super().__init__(base_url, token, **options)
-        self._http: httpx.AsyncClient | AiohttpSender
+        self._http: httpx.AsyncClient | H1Sender
         if transport is None:
-            # Imported here: aiohttp takes ~0.15 s to import, which every command-line
-            # call (all on the sync client) would otherwise pay.
-            from codeq.client.transport import AiohttpSender
+            # Imported here: the command line (all on the sync client) needs none of it.
+            from codeq.client.h1 import H1Sender
 
-            self._http = AiohttpSender(self.config.base_url, self.config.timeout,
-                                       self.config.limits)
+            self._http = H1Sender(self.config.base_url, self.config.timeout,
+                                  self.config.limits)
         else:
             self._http = httpx.AsyncClient(base_url=self.config.base_url,
                                            timeout=self.config.timeout,

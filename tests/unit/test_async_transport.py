@@ -1,4 +1,4 @@
-"""AsyncClient's aiohttp transport against real sockets: its failures keep the retry rules
+"""AsyncClient's own HTTP sender against real sockets: its failures keep the retry rules
 true (a claim is repeated only when it surely never reached the server)."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from codeq import AsyncClient, ConnectionFailed
+from codeq.client import InvalidRequest
 
 Behaviour = Callable[[asyncio.StreamWriter], Awaitable[None]]
 ANSWER = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 14\r\n\r\n"
@@ -137,3 +138,71 @@ async def test_the_default_sender_sends_what_httpx_sends() -> None:
         through_httpx = [compared(raw) for raw in received]
     assert len(direct) == 6 and any(b"x-role: admin" in kept for _, kept, _ in direct)
     assert direct == through_httpx
+
+
+async def test_connections_are_capped_and_shared_by_requests_in_turn() -> None:
+    connections: set[asyncio.StreamWriter] = set()
+
+    async def slow_answer(writer: asyncio.StreamWriter) -> None:
+        connections.add(writer)
+        await asyncio.sleep(0.01)
+        await answer(writer)
+
+    async with server(slow_answer) as (url, seen), \
+            AsyncClient(url, "T", max_connections=3) as client:
+        replies = await asyncio.gather(*(client.claim_batch(2, ["A"]) for _ in range(20)))
+    assert replies == [[1]] * 20 and len(seen) == 20
+    assert len(connections) == 3
+
+
+async def test_no_free_connection_in_time_is_a_pool_timeout() -> None:
+    async with server(stay_silent) as (url, seen), \
+            AsyncClient(url, "T", max_connections=1, timeout=0.3, retries=0) as client:
+        first = asyncio.ensure_future(client.claim(["A"], wait_seconds=5))  # holds the one
+        await asyncio.sleep(0.05)
+        assert isinstance(await cause_of(client.create_task("A")), httpx.PoolTimeout)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+    assert len(seen) == 1  # the create never left
+
+
+async def test_chunked_answers_and_closing_answers_are_read() -> None:
+    connections: list[asyncio.StreamWriter] = []
+
+    async def chunked_then_close(writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                     b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+                     b"5\r\n{\"tas\r\n9\r\nks\": [1]}\r\n0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async with server(chunked_then_close) as (url, seen), AsyncClient(url, "T") as client:
+        assert await client.claim_batch(5, ["A"]) == [1]
+        assert await client.claim_batch(5, ["A"]) == [1]  # on a new connection
+    assert len(connections) == 2 and len(seen) == 2
+
+
+async def test_a_base_url_path_prefixes_every_request() -> None:
+    async with server(answer) as (url, seen), AsyncClient(url + "/queue/", "T") as client:
+        await client.claim_batch(5, ["A"])
+    assert seen[0].startswith(b"POST /queue/v1/codeq/tasks/claim/batch HTTP/1.1\r\n")
+
+
+async def test_a_header_that_would_break_the_request_head_is_refused() -> None:
+    async with server(answer) as (url, seen), \
+            AsyncClient(url, "T", headers={"X-Tag": "a\r\nX-Injected: 1"}) as client:
+        with pytest.raises(InvalidRequest, match="line break"):
+            await client.claim(["A"])
+    assert seen == []
+
+
+async def test_a_malformed_answer_is_a_protocol_error() -> None:
+    async def garbage(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"SMTP ready\r\n\r\n")
+        await writer.drain()
+
+    async with server(garbage) as (url, seen), AsyncClient(url, "T", retries=0) as client:
+        assert isinstance(await cause_of(client.claim(["A"])), httpx.RemoteProtocolError)
+    assert len(seen) == 1
