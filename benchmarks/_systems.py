@@ -24,8 +24,11 @@ from codeq.testing.server import ServerProcess
 
 #: Worker processes per system: one per core.
 CODEQ_WORKERS = CORES
-#: Tasks each codeq worker process handles at once (the claim loop is one call at a time).
-CODEQ_CONCURRENCY = 64
+#: Tasks each codeq worker process holds at once. One-task claims: 64 is plenty (four claim
+#: loops, each one call at a time). Batch claims: a claim takes up to the free slots and
+#: results go back together, so the slots are the batch size; for a no-op handler the
+#: worker is sized as docs/operations.md advises for quick handlers.
+CODEQ_CONCURRENCY = {"single": 64, "batch": 512}
 SETTLE_POLL = 0.005
 #: A loaded 2-core machine can take this long to start two server processes.
 SERVER_START_TIMEOUT = 120.0
@@ -77,8 +80,8 @@ class CodeqSystem:
 
     @property
     def sizing(self) -> str:
-        return (f"{CODEQ_WORKERS} x codeq worker --concurrency {CODEQ_CONCURRENCY}"
-                + (" --batch" if self.api == "batch" else ""))
+        return (f"{CODEQ_WORKERS} x codeq worker --quiet --concurrency "
+                f"{CODEQ_CONCURRENCY[self.api]}" + (" --batch" if self.api == "batch" else ""))
 
     @contextmanager
     def session(self, run: int) -> Iterator[None]:
@@ -116,8 +119,9 @@ class CodeqSystem:
         for i in range(CODEQ_WORKERS):
             token = server.token("worker", sub=f"bench-worker-{i}")
             argvs.append([sys.executable, "-m", "codeq", "--worker-token", token, "worker",
-                          "start", "--events", self.command(phase), "--handler",
-                          "peers.codeq_app:handle", "--concurrency", str(CODEQ_CONCURRENCY),
+                          "start", "--quiet", "--events", self.command(phase), "--handler",
+                          "peers.codeq_app:handle",
+                          "--concurrency", str(CODEQ_CONCURRENCY[self.api]),
                           "--lease-seconds", "300", "--wait-seconds", "5", "--abandon-on-stop",
                           *(["--batch"] if self.api == "batch" else [])])
         return argvs

@@ -23,7 +23,7 @@ Redis, producer) drifts much less and says where the time goes. The table
 goes to stdout and ``benchmarks/results/throughput.txt``; ``--profile`` adds
 py-spy summaries of the codeq server and a worker (``profile.txt``).
 
-    python benchmarks/throughput.py [--tasks 5000] [--runs 3] [--quick] [--only redis]
+    python benchmarks/throughput.py [--tasks 10000] [--runs 3] [--quick] [--only redis]
 """
 
 from __future__ import annotations
@@ -354,7 +354,7 @@ def sizing_notes(rows: Sequence[Row]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=5000, help="tasks per phase")
+    parser.add_argument("--tasks", type=int, default=10_000, help="tasks per phase")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cap", type=float, default=10.0,
                         help="longest a full-cycle or drain phase may run (seconds)")
