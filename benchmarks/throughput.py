@@ -142,7 +142,10 @@ def enqueue_then_drain(system: System, tally: Tally, tasks: int, cap: float, log
     threshold = base + max(1, int(produced.sent * DRAIN_FROM))
     if samples[-1][1] < threshold:
         threshold = base + 1
-    start, counted = next(((t, c) for t, c in samples if c >= threshold), samples[-1])
+    at = next((i for i, (_, c) in enumerate(samples) if c >= threshold), len(samples) - 1)
+    if at > 0 and samples[at][1] == samples[-1][1]:
+        at -= 1  # the rest was done in one step (one batch): time it from the sample before
+    start, counted = samples[at]
     done = samples[-1][1] - counted
     rates.values["drain"] = done / (end - start) if done > 0 else None
 

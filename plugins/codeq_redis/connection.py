@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import (
@@ -43,12 +44,6 @@ from redis.exceptions import (
 from codeq.core.errors import ConfigError, StoreUnavailable
 from codeq_redis import SCHEMES
 from codeq_redis.wire import Endpoint, Wire
-
-hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
-try:
-    from hiredis import pack_command as hiredis_pack
-except ImportError:  # the ``redis`` extra is not installed: redis-py packs in Python
-    hiredis_pack = None
 
 SOCKET_TIMEOUT = 2.0
 CONNECT_TIMEOUT = 3.0
@@ -140,9 +135,9 @@ class _HiredisPacking:
 
     def pack_command(self, *args: Any) -> list[bytes]:
         first = args[0] if args else None
-        if hiredis_pack is not None and isinstance(first, str) and " " not in first:
+        if isinstance(first, str) and " " not in first:
             try:
-                return [hiredis_pack(args)]
+                return [hiredis.pack_command(args)]
             except TypeError:
                 pass
         return super().pack_command(*args)  # type: ignore[misc]

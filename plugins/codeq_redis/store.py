@@ -420,7 +420,7 @@ class RedisStorage(Storage):
             self.ready.notify(task.command)
         else:
             await self._lower(DELAYED_INDEX, task.command, reply[1])
-        return task.copy(), True
+        return task, True  # the caller's own object, as stored: nothing here keeps it
 
     @translate_errors
     async def create(self, task: Task, *, now: float) -> tuple[Task, bool]:
