@@ -153,7 +153,8 @@ async def test_a_peer_that_never_reads_is_skipped(open_store: Open, db: Path) ->
         b = await open_store()
         # B rings its peers in directory order: put the deaf one before A (a renamed
         # socket file still reaches the same socket), so that skipping it is what lets
-        # the ring reach A.
+        # the ring reach A. Both are renamed: a name of A's that sorts first in the
+        # directory's hash order would leave no name of the deaf one before it.
         deaf_name = "1-deaf.sock"
         for n in range(200):
             listed = os.listdir(wake_dir(db))
@@ -161,6 +162,9 @@ async def test_a_peer_that_never_reads_is_skipped(open_store: Open, db: Path) ->
                 break
             os.rename(wake_dir(db) / deaf_name, wake_dir(db) / f"1-deaf-{n}.sock")
             deaf_name = f"1-deaf-{n}.sock"
+            renamed = f"{os.getpid()}-{n:012x}.sock"
+            os.rename(wake_dir(db) / a_name, wake_dir(db) / renamed)
+            a_name = renamed
         else:
             pytest.fail(f"the deaf peer never came before A in {os.listdir(wake_dir(db))}")
         queue_length = int(Path("/proc/sys/net/unix/max_dgram_qlen").read_text())
