@@ -58,7 +58,6 @@ class _Connection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
         self._status = 0
-        self._started = False
 
     # -- asyncio.Protocol -------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -80,7 +79,7 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks --------------------------------------------------
     def on_message_begin(self) -> None:
-        self._headers, self._body, self._started = [], [], True
+        self._headers, self._body = [], []
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
@@ -92,7 +91,7 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        answer, self.answer, self._started = self.answer, None, False
+        answer, self.answer = self.answer, None
         if not self.parser.should_keep_alive():
             self.close()
         if answer is not None and not answer.done():
@@ -144,6 +143,7 @@ class H1Sender:
         self._idle: list[_Connection] = []
         self._open = 0
         self._waiting: deque[asyncio.Future[None]] = deque()
+        self._closed = False
 
     # -- the pool ------------------------------------------------------------------
     async def _connection(self, seconds: float) -> _Connection:
@@ -190,7 +190,7 @@ class H1Sender:
         return connection
 
     def _release(self, connection: _Connection) -> None:
-        if connection.usable:
+        if connection.usable and not self._closed:
             self._idle.append(connection)
         else:
             connection.close()
@@ -244,7 +244,9 @@ class H1Sender:
             self._release(connection)
 
     async def aclose(self) -> None:
+        """Close the idle connections; one still answering is closed when its answer is in."""
+        self._closed = True
         for connection in self._idle:
             connection.close()
+        self._open -= len(self._idle)
         self._idle.clear()
-        self._open = 0

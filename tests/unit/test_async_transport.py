@@ -206,3 +206,24 @@ async def test_a_malformed_answer_is_a_protocol_error() -> None:
     async with server(garbage) as (url, seen), AsyncClient(url, "T", retries=0) as client:
         assert isinstance(await cause_of(client.claim(["A"])), httpx.RemoteProtocolError)
     assert len(seen) == 1
+
+
+async def test_a_connection_answering_while_the_client_closes_is_closed_after() -> None:
+    connections: list[asyncio.StreamWriter] = []
+
+    async def late_answer(writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        await asyncio.sleep(0.1)
+        await answer(writer)
+
+    async with server(late_answer) as (url, seen):
+        client = AsyncClient(url, "T")
+        claim = asyncio.ensure_future(client.claim_batch(5, ["A"]))
+        await asyncio.sleep(0.02)
+        await client.aclose()
+        assert await claim == [1]
+        for _ in range(100):  # the server sees the end of the connection
+            if connections[0].is_closing():
+                break
+            await asyncio.sleep(0.01)
+        assert connections[0].is_closing() and len(seen) == 1
