@@ -39,6 +39,7 @@ from codeq.server import errors
 from codeq.server.deps import Services
 from codeq.server.middleware import header, replaying
 from codeq.server.routes import tasks, workers
+from codeq.server.strict_json import PARSED_BODY
 
 Endpoint = Callable[..., Awaitable[Response]]
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -50,6 +51,7 @@ HANDLERS: tuple[tuple[type[Exception], Callable[[Request, Exception], Awaitable[
     (CodeqError, errors.codeq_error),
     (ConnectionError, errors.store_connection_error),
     (TimeoutError, errors.store_connection_error))
+_UNREAD = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +126,11 @@ class HotRoutes:
         call: dict[str, Any] = {"svc": services, **params}
         if hot.body is not None:
             if body and _json_body(scope):
+                value = scope.get(PARSED_BODY, _UNREAD)
                 try:
-                    call["body"] = hot.body.model_validate(jsontext.loads(body))
+                    if value is _UNREAD:
+                        value = jsontext.loads(body)
+                    call["body"] = hot.body.model_validate(value)
                 except (ValueError, RecursionError, ValidationError):
                     return None
             elif body or not hot.body_optional:

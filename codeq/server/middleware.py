@@ -8,22 +8,18 @@ of function calls and leaves streaming and disconnect messages untouched.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 import re
-import sys
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from codeq.core.jsontext import dumps
+from codeq.server import strict_json
 from codeq.server.logging import request_id
 
 access_log = logging.getLogger("codeq.access")
@@ -37,12 +33,6 @@ HEADER_TIMEOUT_SECONDS = 10.0
 BODY_GRACE_SECONDS = 10.0
 #: ...and must then keep coming at this average rate (bytes per second).
 BODY_MIN_BYTES_PER_SECOND = 32 * 1024
-#: A ``\uD800``..``\uDFFF`` escape: only then can a parsed string hold a lone surrogate.
-#: How deeply a JSON body may nest arrays and objects. Every layer a value passes through
-#: (the parsers, the stores' writers, the answer's renderer) takes this much; Python's own
-#: JSON writer, which they fall back to, gives out at about 1,000 levels.
-MAX_JSON_DEPTH = 512
-_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:@/+=-]{1,128}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_BYTES = re.compile(rb"[\x00-\x1f\x7f]")
@@ -148,15 +138,17 @@ class BodyLimitMiddleware:
       must keep arriving at ``min_bytes_per_second`` on average, so a client
       trickling a byte every few seconds (slow loris) is dropped within a bounded
       time while a large upload on a fair line still gets through;
-    - when declared JSON, strict JSON (400): no duplicate keys, no ``NaN`` or
-      ``Infinity``, no number too large for a float, no integer longer than Python reads
-      (4300 digits), no lone UTF-16 surrogate, no nesting deeper than ``MAX_JSON_DEPTH``,
-      and UTF-8 only (RFC 8259).
+    - when declared JSON, strict JSON (400, ``codeq.server.strict_json``): no duplicate
+      keys, no ``NaN`` or ``Infinity``, no number too large for a float, no integer
+      longer than Python reads (4300 digits), no lone UTF-16 surrogate, no nesting
+      deeper than ``MAX_JSON_DEPTH``, and UTF-8 only (RFC 8259).
       The app would otherwise keep one of two values, or store something else
       than what was sent; nothing a client hands in is silently changed.
 
     The body is read once here and replayed to the app, followed by whatever the
-    client sends next (a disconnect, which long polls watch for).
+    client sends next (a disconnect, which long polls watch for). Its value, when the
+    check read it, goes along in the scope (``strict_json.PARSED_BODY``) for the hot
+    routes.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int, *, grace_seconds: float = BODY_GRACE_SECONDS,
@@ -194,10 +186,13 @@ class BodyLimitMiddleware:
             return
         except ClientGone:
             return
-        problem = json_problem(body) if body and _is_json(scope) else None
-        if problem:
-            await send_json(send, 400, {"error": f"request body refused: {problem}"})
-            return
+        if body and _is_json(scope):
+            checked = strict_json.check(body)
+            if checked.problem:
+                await send_json(send, 400, {"error": f"request body refused: {checked.problem}"})
+                return
+            if checked.read:
+                scope[strict_json.PARSED_BODY] = checked.value
         await self.app(scope, replaying(body, receive), send)
 
     async def _read(self, receive: Receive) -> bytes:
@@ -231,90 +226,6 @@ def _is_json(scope: Scope) -> bool:
     media = value.split(b";", 1)[0].strip().lower()
     return media == b"application/json" or (media.startswith(b"application/")
                                              and media.endswith(b"+json"))
-
-
-class _Refused(Exception):
-    """Raised by the strict parser's hooks; its message says what was refused."""
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    found = dict(pairs)
-    if len(found) != len(pairs):
-        twice = next(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
-        raise _Refused(f"duplicate key {twice[:64]!r} in a JSON object")
-    return found
-
-
-def _no_constant(name: str) -> Any:
-    raise _Refused(f"{name} is not JSON")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise _Refused(f"number {text[:64]} is too large")
-    return value
-
-
-def _integer(text: str) -> int:
-    digits = len(text) - text.startswith("-")
-    if digits > (most := sys.get_int_max_str_digits()) > 0:
-        raise _Refused(f"an integer of {digits} digits is longer than the {most} digits "
-                       "this server reads")
-    return int(text)
-
-
-def _has_lone_surrogate(value: Any) -> bool:
-    if isinstance(value, str):
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_lone_surrogate(v) for v in value)
-    return False
-
-
-def _depth(value: Any) -> int:
-    """How deeply ``value`` nests arrays and objects (without recursing itself)."""
-    deepest, todo = 0, [(value, 0)]
-    while todo:
-        item, depth = todo.pop()
-        if isinstance(item, dict | list):
-            depth += 1
-            deepest = max(deepest, depth)
-            todo.extend((child, depth) for child in
-                        (item.values() if isinstance(item, dict) else item))
-    return deepest
-
-
-def json_problem(body: bytes) -> str | None:
-    """Why a JSON body must be refused although a lenient parser would take it, or None.
-
-    Malformed JSON is left to the app, which reports where it broke.
-    """
-    if body[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in body[:4]:
-        # UTF-16 or UTF-32, which Python's parser reads too, but past the surrogate check
-        return "JSON is exchanged in UTF-8 (RFC 8259), not UTF-16 or UTF-32"
-    too_deep = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
-    try:
-        parsed = json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_no_constant,
-                            parse_float=_finite, parse_int=_integer)
-    except _Refused as exc:
-        return str(exc)
-    except RecursionError:
-        return too_deep
-    except ValueError:
-        return None
-    # only a body with that many brackets can nest that deep: most bodies skip the walk
-    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _depth(parsed) > MAX_JSON_DEPTH:
-        return too_deep
-    if _ESCAPED_SURROGATE.search(body) and _has_lone_surrogate(parsed):
-        return "a string holds a lone UTF-16 surrogate (not Unicode text)"
-    return None
 
 
 class BodyTooLarge(Exception):

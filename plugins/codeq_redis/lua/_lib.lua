@@ -15,8 +15,9 @@ end
 
 -- Append one timeline entry [at, event, workerId, reason], keeping the last HISTORY_LIMIT.
 local function record(key, at, event, worker, reason)
-  redis.call('RPUSH', key, cjson.encode({at, event, worker or cjson.null, reason or cjson.null}))
-  redis.call('LTRIM', key, -HISTORY_LIMIT, -1)
+  local length = redis.call('RPUSH', key,
+    cjson.encode({at, event, worker or cjson.null, reason or cjson.null}))
+  if length > HISTORY_LIMIT then redis.call('LTRIM', key, -HISTORY_LIMIT, -1) end
 end
 
 -- A per-command sequence: strictly increasing, close to now in units of 10 microseconds,
