@@ -113,6 +113,7 @@ def serve(
 
     import uvicorn
 
+    from codeq.long_running import settle_collector
     from codeq.server.app import create_app
     from codeq.server.logging import setup_logging
 
@@ -136,4 +137,6 @@ def serve(
             uvicorn.run("codeq.server.app:app_from_environment", factory=True, workers=workers,
                         **common)
     else:
-        uvicorn.run(create_app(settings), **common)
+        app = create_app(settings)
+        settle_collector()
+        uvicorn.run(app, **common)

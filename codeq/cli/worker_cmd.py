@@ -14,6 +14,7 @@ from rich.text import Text
 
 from codeq.cli import output, state
 from codeq.cli.params import finite, positive
+from codeq.long_running import settle_collector
 from codeq.worker import Job, Stats, Worker
 from codeq.worker.handlers import ack_handler, exec_handler, load_handler
 
@@ -133,6 +134,7 @@ def start(
     worker.listener = reporter
     output.say(f"worker started: events {', '.join(commands) or 'all allowed'}; concurrency "
                f"{concurrency}; lease {lease_seconds:g}s; server {s.base_url}")
+    settle_collector()
     if reporter.live is not None:
         with reporter.live:
             worker.run()

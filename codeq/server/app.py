@@ -21,6 +21,7 @@ from codeq.core.events import NO_RECORDER
 from codeq.core.scheduler import Clock, Scheduler
 from codeq.core.storage import Storage
 from codeq.core.subscriptions import SWEEP_BATCH, Subscriptions
+from codeq.long_running import settle_collector
 from codeq.server import errors, schemas
 from codeq.server.auth import build_authenticator
 from codeq.server.background import Job
@@ -118,4 +119,6 @@ def app_from_environment() -> FastAPI:
     """uvicorn factory for ``--workers N``: the parent's settings, this process's app."""
     settings = inherited_settings()
     setup_logging(settings)
-    return create_app(settings, multiprocess=True)
+    app = create_app(settings, multiprocess=True)
+    settle_collector()
+    return app

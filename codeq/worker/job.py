@@ -14,6 +14,9 @@ def parse_time(value: str | None) -> float | None:
     return datetime.fromisoformat(value).timestamp() if value else None
 
 
+_MAKING_EVENTS = threading.Lock()
+
+
 @dataclass(slots=True)
 class Job:
     """One leased task. ``task`` is the server's JSON; the rest are shortcuts.
@@ -27,7 +30,19 @@ class Job:
 
     task: dict[str, Any]
     lease_until: float
-    cancelled: threading.Event = field(default_factory=threading.Event)
+    _cancelled: threading.Event | None = field(default=None, init=False, repr=False)
+
+    @property
+    def cancelled(self) -> threading.Event:
+        """Made when first asked for (most jobs never are: an Event is a lock and a
+        condition, a tenth of a worker's CPU per task at full speed)."""
+        event = self._cancelled
+        if event is None:
+            with _MAKING_EVENTS:  # the handler's thread and the runtime may ask at once
+                if self._cancelled is None:
+                    self._cancelled = threading.Event()
+                event = self._cancelled
+        return event
 
     @classmethod
     def from_task(cls, task: dict[str, Any], lease_seconds: float | None) -> Job:

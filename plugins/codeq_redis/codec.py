@@ -95,7 +95,7 @@ def _float(fields: dict[str, str], name: str) -> float | None:
 def decode_task(fields: dict[str, str], history: Sequence[str]) -> Task:
     backoff = fields.get("backoff")
     policy = loads(backoff) if backoff is not None else None
-    entries = [loads(item) for item in history]
+    entries = loads(f"[{','.join(history)}]")  # one parse for the whole timeline
     return Task(
         id=fields["id"],
         command=fields["command"],
