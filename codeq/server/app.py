@@ -91,6 +91,9 @@ def create_app(settings: Settings, *, store: Storage | None = None,
             yield
 
     app = FastAPI(title="codeq", version=codeq.__version__, lifespan=lifespan,
+                  # FastAPI's native OpenTelemetry looks up three global providers on
+                  # every request; codeq reports through /metrics and its logs instead.
+                  telemetry={"tracing": False, "metrics": False, "logs": False},
                   default_response_class=JSON, openapi_url="/openapi.json", docs_url="/docs",
                   redoc_url=None,
                   description="A durable task queue: producers create tasks, workers claim "

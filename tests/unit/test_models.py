@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 
 from codeq.core import models
 from codeq.core.errors import InvalidInput
+from codeq.core.models import is_uuid
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
@@ -88,3 +90,14 @@ def test_nack_and_claim_bounds() -> None:
     with pytest.raises(ValidationError):
         models.ClaimBatch.model_validate({"count": 1001})
     assert models.ClaimBatch.model_validate({"count": 1000}).count == 1000
+
+
+@given(st.uuids().map(str) | st.uuids().map(lambda u: str(u).upper()) | st.uuids().map(
+    lambda u: u.hex) | st.uuids().map(lambda u: f"{{{u}}}") | st.uuids().map(
+    lambda u: f"{u}\n") | st.text(alphabet="0123456789abcdef-", min_size=30, max_size=40))
+def test_is_uuid_accepts_exactly_the_canonical_form(text: str) -> None:
+    try:
+        canonical = str(uuid.UUID(text)) == text
+    except ValueError:
+        canonical = False
+    assert is_uuid(text) == canonical
