@@ -106,13 +106,11 @@ def _exact(body: bytes) -> Checked | None:
     integer beyond 64 bits, which it reads as a float, comes back as a float's text."""
     try:
         value = orjson.loads(body)
-        if orjson.dumps(value) == body:
-            return Checked(None, value, read=True)
-    except orjson.JSONDecodeError:  # malformed, or refused: the strict parser says which
+        written = orjson.dumps(value)
+    except (orjson.JSONDecodeError,  # malformed, or refused: the strict parser says which
+            orjson.JSONEncodeError):  # nested deeper than orjson writes
         return None
-    except orjson.JSONEncodeError:  # nested deeper than orjson writes
-        return None
-    return None
+    return Checked(None, value, read=True) if written == body else None
 
 
 def check(body: bytes) -> Checked:
