@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
@@ -87,6 +87,10 @@ PROMOTE_ON_CLAIM = 100
 #: process that died between a transition and its index update).
 RESCAN_SECONDS = 30.0
 SCRIPT_BATCH = 500
+#: Tasks one create or complete script call takes at most. A batch's tasks of one command
+#: share calls, so the call's own cost and the writes to the command's queues are paid
+#: once per call, and a call holds Redis for about a millisecond.
+GROUP_SIZE = 100
 #: Replies per command of ``RedisStorage._stats_calls``.
 STATS_REPLIES = 7 + TIERS
 #: One step of the Lua sequence (``next_seq``: 10 µs units).
@@ -102,6 +106,15 @@ CLUSTER_CONCURRENCY = 32
 def _optional(value: str | None) -> str:
     """Optional script argument: '' for None, '=' + value otherwise."""
     return "" if value is None else "=" + value
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One task's keys and arguments in a script call shared by the tasks of its group."""
+
+    group: Hashable
+    keys: list[str]
+    args: list[str]
 
 
 @dataclass(slots=True)
@@ -283,6 +296,29 @@ class RedisStorage(Storage):
         await asyncio.gather(*(run_slot(indexes) for indexes in by_slot.values()))
         return results
 
+    async def _run_grouped(self, name: str, parts: Sequence[_Part],
+                           common: Callable[[Any], tuple[list[str], list[str]]]) -> list[Any]:
+        """Script ``name`` once per group of parts, at most ``GROUP_SIZE`` a call: the keys
+        and arguments ``common`` gives for the group, then each part's, in order. Returns
+        the reply for each part, in the order given."""
+        groups: dict[Hashable, list[int]] = {}
+        for i, part in enumerate(parts):
+            groups.setdefault(part.group, []).append(i)
+        calls: list[tuple[str, list[str], list[str]]] = []
+        members: list[list[int]] = []
+        for group, indexes in groups.items():
+            keys, args = common(group)
+            for start in range(0, len(indexes), GROUP_SIZE):
+                chunk = indexes[start:start + GROUP_SIZE]
+                calls.append((name, [*keys, *(k for i in chunk for k in parts[i].keys)],
+                              [*args, *(a for i in chunk for a in parts[i].args)]))
+                members.append(chunk)
+        out: list[Any] = [None] * len(parts)
+        for chunk, replies in zip(members, await self._run_many(calls), strict=True):
+            for i, reply in zip(chunk, replies, strict=True):
+                out[i] = reply
+        return out
+
     def _emit(self, commands: Iterable[str]) -> None:
         """Announce commands whose ready queue this process's step took from empty to non-empty."""
         for command in commands:
@@ -393,15 +429,20 @@ class RedisStorage(Storage):
             raise InvalidInput(f"task id {task.id} does not carry the cluster slot of command "
                                f"{task.command}; ids must come from new_task_id")
 
-    def _create_call(self, task: Task, now: float) -> tuple[str, list[str], list[str]]:
+    def _create_part(self, task: Task, now: float) -> _Part:
         self._check_slot(task)
-        q, t = QueueKeys(task.command), self._task_keys(task.id, task.command)
+        t = self._task_keys(task.id, task.command)
         delayed = task.visible_at is not None and task.visible_at > now
-        args = [num(now), task.id, task.command, str(task.priority),
+        args = [task.id, str(task.priority),
                 num(task.visible_at) if delayed and task.visible_at is not None else "",
-                _optional(task.idempotency_key), READY_CHANNEL, dumps(task_fields(task)),
-                *(history_entry(h) for h in task.history)]
-        return "create", [t.task, t.history, q.ready, q.delayed, q.all, q.idem, q.seq], args
+                _optional(task.idempotency_key), dumps(task_fields(task)),
+                str(len(task.history)), *(history_entry(h) for h in task.history)]
+        return _Part(task.command, [t.task, t.history], args)
+
+    @staticmethod
+    def _create_common(command: str, now: float) -> tuple[list[str], list[str]]:
+        q = QueueKeys(command)
+        return [q.ready, q.delayed, q.all, q.idem, q.seq], [num(now), command, READY_CHANNEL]
 
     async def _created(self, task: Task, reply: list[Any]) -> tuple[Task, bool]:
         """The result of one create script; ``available`` is left to the caller."""
@@ -428,16 +469,16 @@ class RedisStorage(Storage):
 
     @translate_errors
     async def create_many(self, tasks: Sequence[Task], *, now: float) -> list[tuple[Task, bool]]:
-        calls = [self._create_call(task, now) for task in tasks]
+        parts = [self._create_part(task, now) for task in tasks]
         await self._register_tasks(tasks)
+        replies = await self._run_grouped("create", parts,
+                                          lambda command: self._create_common(command, now))
         out: list[tuple[Task, bool]] = []
         available: dict[str, None] = {}
-        for start in range(0, len(calls), SCRIPT_BATCH):
-            replies = await self._run_many(calls[start:start + SCRIPT_BATCH])
-            for task, reply in zip(tasks[start:start + SCRIPT_BATCH], replies, strict=True):
-                out.append(await self._created(task, reply))
-                if reply[0] == "READY" and reply[1] == 1:
-                    available[task.command] = None
+        for task, reply in zip(tasks, replies, strict=True):
+            out.append(await self._created(task, reply))
+            if reply[0] == "READY" and reply[1] == 1:
+                available[task.command] = None
         self._emit(available)
         return out
 
@@ -772,9 +813,10 @@ class RedisStorage(Storage):
     async def complete(self, task_id: str, *, result: ResultRecord, lease_id: str | None,
                        now: float) -> tuple[ResultRecord, str | None]:
         command = await self._command(task_id)
-        record, call = self._complete_call(task_id, command, result, lease_id, now)
-        return self._completed(task_id, command, result, record, lease_id,
-                               await self._run(*call))
+        record, part = self._complete_part(task_id, command, result, lease_id, now)
+        [reply] = await self._run_grouped("complete", [part],
+                                          lambda group: self._complete_common(group, now))
+        return self._completed(task_id, command, result, record, lease_id, reply)
 
     @translate_errors
     async def complete_many(self, items: Sequence[Completion], *, now: float
@@ -783,23 +825,22 @@ class RedisStorage(Storage):
         commands = await self._commands_of([task_id for task_id, _, _ in items])
         out: list[tuple[ResultRecord, str | None] | CodeqError] = []
         pending: list[tuple[int, str, ResultRecord, ResultRecord, str | None]] = []
-        calls: list[tuple[str, list[str], list[str]]] = []
+        parts: list[_Part] = []
         for task_id, result, lease_id in items:
             if task_id not in commands:
                 out.append(NotFound(f"no task with id {task_id}"))
                 continue
             try:
-                record, call = self._complete_call(task_id, commands[task_id], result, lease_id,
+                record, part = self._complete_part(task_id, commands[task_id], result, lease_id,
                                                    now)
             except InvalidInput as exc:  # a result this store cannot write: this item only
                 out.append(exc)
                 continue
             pending.append((len(out), task_id, result, record, lease_id))
-            calls.append(call)
+            parts.append(part)
             out.append((record, None))  # until the script's reply says
-        replies: list[Any] = []
-        for start in range(0, len(calls), SCRIPT_BATCH):
-            replies += await self._run_many(calls[start:start + SCRIPT_BATCH])
+        replies = await self._run_grouped("complete", parts,
+                                          lambda group: self._complete_common(group, now))
         for (i, task_id, result, record, lease_id), reply in zip(pending, replies, strict=True):
             try:
                 out[i] = self._completed(task_id, commands[task_id], result, record, lease_id,
@@ -823,16 +864,22 @@ class RedisStorage(Storage):
                     known[task_id] = command
         return known
 
-    def _complete_call(self, task_id: str, command: str, result: ResultRecord,
-                       lease_id: str | None, now: float
-                       ) -> tuple[ResultRecord, tuple[str, list[str], list[str]]]:
-        q, t = QueueKeys(command), self._task_keys(task_id, command)
-        o = self._outbox_keys(task_id, command)
+    def _complete_part(self, task_id: str, command: str, result: ResultRecord,
+                       lease_id: str | None, now: float) -> tuple[ResultRecord, _Part]:
+        """The stored record and the script part; tasks of one command and outbox slot
+        share a call."""
+        slot = self._slots.slot(task_id, command)
+        t = TaskKeys(task_id, slot)
         record = replace(result, completed_at=now, artifacts=list(result.artifacts))
-        return record, (
-            "complete", [t.task, t.history, t.result, q.leases, q.done, o.due, o.callbacks],
-            [num(now), task_id, _optional(result.worker_id), _optional(lease_id),
-             result.status.value, _optional(result.error), result_json(record)])
+        return record, _Part((command, slot), [t.task, t.history, t.result],
+                             [task_id, _optional(result.worker_id), _optional(lease_id),
+                              result.status.value, _optional(result.error), result_json(record)])
+
+    @staticmethod
+    def _complete_common(group: tuple[str, int], now: float) -> tuple[list[str], list[str]]:
+        command, slot = group
+        q, o = QueueKeys(command), OutboxKeys(slot)
+        return [q.leases, q.done, o.due, o.callbacks], [num(now)]
 
     def _completed(self, task_id: str, command: str, result: ResultRecord, record: ResultRecord,
                    lease_id: str | None, reply: Any) -> tuple[ResultRecord, str | None]:

@@ -65,15 +65,15 @@ local function check_lease(status, owner, current, worker, lease)
 end
 
 -- Write a new task: its hash from a JSON object of text values, then its history
--- entries (ARGV[first_entry ..], JSON text each).
-local function store_task(task_key, history_key, fields_json, first_entry)
+-- entries (ARGV[first .. last], JSON text each).
+local function store_task(task_key, history_key, fields_json, first, last)
   local fields = {}
   for name, value in pairs(cjson.decode(fields_json)) do
     fields[#fields + 1] = name
     fields[#fields + 1] = value
   end
   redis.call('HSET', task_key, unpack(fields))
-  if #ARGV >= first_entry then redis.call('RPUSH', history_key, unpack(ARGV, first_entry)) end
+  if last >= first then redis.call('RPUSH', history_key, unpack(ARGV, first, last)) end
 end
 
 local function dump(task_key, history_key)

@@ -13,7 +13,7 @@
 --         {'OK', head hint of the delayed or leases set or false, became_ready 1 | 0}.
 local now, id, queue, score = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'DUPLICATE'} end
-store_task(KEYS[1], KEYS[2], ARGV[10], 11)
+store_task(KEYS[1], KEYS[2], ARGV[10], 11, #ARGV)
 local result, idem = opt(ARGV[7]), opt(ARGV[6])
 if result then redis.call('SET', KEYS[3], result) end
 if idem then redis.call('HSET', KEYS[10], idem, id) end
