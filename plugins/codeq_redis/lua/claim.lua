@@ -1,8 +1,8 @@
 -- claim: lease candidates that are still ready to one or more claimers (lifecycle.claim).
 -- The caller peeked the head of the ready set and passes the candidates best first;
--- one that another claim took meanwhile is skipped. The claimers are the claims of one
--- server process that arrived together: they are served in order, each taking its count
--- of the best tasks left.
+-- one that another claim took meanwhile is skipped (one ZMSCORE checks them all). The
+-- claimers are the claims of one server process that arrived together: they are served
+-- in order, each taking its count of the best tasks left.
 -- With `lone` set the caller did not peek: its candidates are the task whose arrival
 -- made the ready set non-empty, or the heads a previous claim answered. The candidates
 -- still ready are claimed (as many as wanted) only while they are the best ready tasks,
@@ -24,11 +24,14 @@ for j = 1, n do wanted = wanted + tonumber(ARGV[4 + 3 * j]) end
 local out = {false}
 if redis.call('EXISTS', KEYS[3]) == 1 then return out end
 local first = 3 + 3 * n
+local ids = {}
+for i = 1, (#KEYS - 4) / 2 do ids[i] = ARGV[first + 2 * i] end
+-- false where another claim took the candidate; a candidate is taken once
+local ready = #ids > 0 and redis.call('ZMSCORE', KEYS[1], unpack(ids)) or {}
 if ARGV[2] == '1' then
   local still = {}
-  for i = 1, (#KEYS - 4) / 2 do
-    local id = ARGV[first + 2 * i]
-    if redis.call('ZSCORE', KEYS[1], id) then still[#still + 1] = id end
+  for i = 1, #ids do
+    if ready[i] then still[#still + 1] = ids[i] end
   end
   local take = math.min(#still, wanted)
   if take == 0 or redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 1)[1] then
@@ -40,16 +43,21 @@ if ARGV[2] == '1' then
   end
 end
 local j, left = 1, tonumber(ARGV[4 + 3])  -- claimer 1 and the count it wants
-local i = 1
-while 4 + 2 * i <= #KEYS and j <= n do
-  local id, tkey, hkey = ARGV[first + 2 * i], KEYS[3 + 2 * i], KEYS[4 + 2 * i]
-  if redis.call('ZREM', KEYS[1], id) == 1 then
+local taken, leased, held = {}, {}, {}
+for i = 1, #ids do
+  if j > n then break end
+  local id = ids[i]
+  if ready[i] and not held[id] then
+    local tkey, hkey = KEYS[3 + 2 * i], KEYS[4 + 2 * i]
     local worker, lease_until = ARGV[2 + 3 * j], ARGV[3 + 3 * j]
     redis.call('HSET', tkey, 'status', 'IN_PROGRESS', 'worker_id', worker,
       'lease_id', ARGV[first + 1 + 2 * i], 'lease_until', lease_until, 'updated_at', now)
     redis.call('HINCRBY', tkey, 'attempts', 1)
     record(hkey, now, 'claimed', worker, nil)
-    redis.call('ZADD', KEYS[2], lease_until, id)
+    held[id] = true
+    taken[#taken + 1] = id
+    leased[#leased + 1] = lease_until
+    leased[#leased + 1] = id
     out[#out + 1] = dump(tkey, hkey)
     left = left - 1
     while left == 0 and j <= n do  -- the next claimer that still wants a task
@@ -57,7 +65,10 @@ while 4 + 2 * i <= #KEYS and j <= n do
       left = j <= n and tonumber(ARGV[4 + 3 * j]) or 0
     end
   end
-  i = i + 1
+end
+if #taken > 0 then
+  redis.call('ZREM', KEYS[1], unpack(taken))
+  redis.call('ZADD', KEYS[2], unpack(leased))
 end
 out[1] = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
 return out
