@@ -14,7 +14,7 @@ from typing import Any
 from codeq.client import AsyncClient
 from codeq.client.errors import ServerError, error_for
 
-#: The server's limit of items per batch request.
+#: The server's limit of items per batch request (claims and results alike).
 MAX_ITEMS = 1000
 
 

@@ -29,7 +29,7 @@ from codeq.client import AsyncClient, Client
 from codeq.client.errors import TRANSIENT, ApiError, Conflict, Forbidden, NotFound
 from codeq.worker.job import Job, parse_time
 from codeq.worker.outcomes import Abandon, Fail, Leave, Retry
-from codeq.worker.results import ResultBatcher
+from codeq.worker.results import MAX_ITEMS, ResultBatcher
 from codeq.worker.stats import Stats
 
 Handler = Callable[[Job], Any]
@@ -202,7 +202,7 @@ class Worker:
                 for waiter in waiters:
                     waiter.cancel()
                 continue
-            wanted = free if self.batch else 1
+            wanted = min(free, MAX_ITEMS) if self.batch else 1
             self._reserved += wanted
             try:
                 # A claim is allowed to finish even when a stop arrives (a dropped

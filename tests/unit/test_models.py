@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from codeq.core import models
+from codeq.core.domain import new_id
 from codeq.core.errors import InvalidInput
 from codeq.core.models import is_uuid
 
@@ -101,3 +102,20 @@ def test_is_uuid_accepts_exactly_the_canonical_form(text: str) -> None:
     except ValueError:
         canonical = False
     assert is_uuid(text) == canonical
+
+
+def test_new_ids_are_canonical_random_version_4_uuids() -> None:
+    ids = [new_id() for _ in range(5000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+    # every one of the 122 random bits takes both values across the sample
+    bits = [uuid.UUID(text).int for text in ids]
+    random_mask = (1 << 128) - 1 ^ (0xF << 76) ^ (0x3 << 62)
+    ones = 0
+    zeros = 0
+    for b in bits:
+        ones |= b & random_mask
+        zeros |= ~b & random_mask
+    assert ones == zeros == random_mask

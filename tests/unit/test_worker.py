@@ -14,7 +14,7 @@ from codeq import AsyncClient, Client, Job, Worker
 from codeq.client.errors import NotFound
 from codeq.testing.server import ServerProcess
 from codeq.worker.outcomes import Fail
-from codeq.worker.results import ResultBatcher
+from codeq.worker.results import MAX_ITEMS, ResultBatcher
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +86,26 @@ async def test_bounded_concurrency_and_batch_claims(server: ServerProcess, produ
     assert client.claimed and client.claimed[0] == 3, client.claimed
     assert [producer.get_result(i)["result"]["result"] for i in ids] == [
         {"i": i} for i in range(6)]
+
+
+async def test_a_batch_worker_with_more_slots_than_a_batch_claims_in_batches(
+        server: ServerProcess, producer: Client) -> None:
+    for start in (0, 600):
+        producer.create_tasks([{"command": "W_WIDE", "payload": {"i": i}}
+                               for i in range(start, start + 600)])
+    client = BatchClaimCountingClient(server.base_url, worker_token=server.token("worker",
+                                                                              sub="wide"))
+    client.claimed = []
+    async with client:
+        worker = Worker(client, ["W_WIDE"], concurrency=1500, batch=True, wait_seconds=1)
+        worker.handler("W_WIDE")(lambda job: {})
+        runner = asyncio.create_task(worker.run_async(handle_signals=False))
+        await wait_for(lambda: worker.stats.completed == 1200 or runner.done())
+        worker.stop()
+        await asyncio.wait_for(runner, 10)
+    assert worker.stats.completed == 1200
+    assert max(client.claimed) <= MAX_ITEMS
+    assert client.claimed[0] == MAX_ITEMS  # the server's limit, not the 1500 free slots
 
 
 class CountingClient(AsyncClient):
