@@ -26,9 +26,10 @@ from codeq.testing.server import ServerProcess
 CODEQ_WORKERS = CORES
 #: Tasks each codeq worker process holds at once. One-task claims: 64 is plenty (four claim
 #: loops, each one call at a time). Batch claims: a claim takes up to the free slots and
-#: results go back together, so the slots are the batch size; for a no-op handler the
-#: worker is sized as docs/operations.md advises for quick handlers.
-CODEQ_CONCURRENCY = {"single": 64, "batch": 512}
+#: results go back together; for a no-op handler the worker is sized as
+#: docs/operations.md advises for quick handlers (two batches of 500, the producer's size,
+#: so the next claim is out while a batch's results go back).
+CODEQ_CONCURRENCY = {"single": 64, "batch": 1024}
 SETTLE_POLL = 0.005
 #: A loaded 2-core machine can take this long to start two server processes.
 SERVER_START_TIMEOUT = 120.0
