@@ -63,9 +63,8 @@ async def test_a_batch_of_results_is_judged_task_by_task(
     leased = await store.claim(["GR"], worker_id="w", lease_seconds=60, count=1000, now=now)
     leases = {t.id: t.lease_id for t in leased}
 
-    def result(task_id: str, **extra: object) -> ResultRecord:
-        return ResultRecord(task_id, Status.COMPLETED, {"id": task_id}, worker_id="w",
-                            **extra)  # type: ignore[arg-type]
+    def result(task_id: str) -> ResultRecord:
+        return ResultRecord(task_id, Status.COMPLETED, {"id": task_id}, worker_id="w")
 
     items = [(t.id, result(t.id), leases[t.id]) for t in tasks]
     items[5] = (tasks[5].id, result(tasks[5].id), "not-the-lease")

@@ -22,10 +22,12 @@ end
 
 -- A per-command sequence: strictly increasing, close to now in units of 10 microseconds,
 -- so that sequences of different commands compare as "became ready earlier".
+local function seq_after(last, now)
+  return math.max(last + 1, math.floor(tonumber(now) * 100000))
+end
+
 local function next_seq(key, now)
-  local seq = math.floor(tonumber(now) * 100000)
-  local last = tonumber(redis.call('GET', key) or '0')
-  if seq <= last then seq = last + 1 end
+  local seq = seq_after(tonumber(redis.call('GET', key) or '0'), now)
   redis.call('SET', key, string.format('%.0f', seq))
   return seq
 end

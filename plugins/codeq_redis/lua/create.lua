@@ -11,8 +11,7 @@
 --         (nothing created), {'DUPLICATE'} when the id exists, {'DELAYED', head hint}, or
 --         {'READY', 1 when this task made the ready set non-empty else 0}.
 local now, command, channel = ARGV[1], ARGV[2], ARGV[3]
-local seq = tonumber(redis.call('GET', KEYS[5]) or '0')
-local start = math.floor(tonumber(now) * 100000)
+local seq = tonumber(redis.call('GET', KEYS[5]) or '0')  -- the last handed out
 local was_empty = redis.call('ZCARD', KEYS[1]) == 0
 local listed, ready, replies = {}, {}, {}
 local a = 4
@@ -30,7 +29,7 @@ for i = 1, (#KEYS - 5) / 2 do
   else
     if idem then redis.call('HSET', KEYS[4], idem, id) end
     store_task(tkey, hkey, fields, first, a - 1)
-    seq = math.max(seq + 1, start)
+    seq = seq_after(seq, now)
     listed[#listed + 1] = string.format('%.0f', seq)
     listed[#listed + 1] = id
     if visible ~= '' then
