@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,11 +12,16 @@ import pytest
 from tests.cli.conftest import Api, Cli, logged, stop, until
 
 
-def test_sigterm_with_grace_finishes_the_task(cli: Cli, api: Api) -> None:
+def test_sigterm_with_grace_finishes_the_task(cli: Cli, api: Api, tmp_path: Path) -> None:
     task_id = api.create("GRACEFUL")
+    started = tmp_path / "handler-started"
     worker = cli.start("worker", "start", "-e", "GRACEFUL", "--wait-seconds", "1",
-                       "--grace-seconds", "20", "--exec", 'sleep 2; echo \'{"done": true}\'')
-    until(lambda: api.task(task_id)["status"] == "IN_PROGRESS")
+                       "--grace-seconds", "20", "--exec",
+                       f'touch {started}; sleep 2; echo \'{{"done": true}}\'')
+    # The handler runs: the worker holds the task (IN_PROGRESS in the store is not enough,
+    # the claim's answer may still be on its way, and a task that arrives after a stop is
+    # handed back).
+    until(started.exists)
     code, err = stop(worker, signal.SIGTERM)
     assert code == 0, err
     assert "SIGTERM: finishing in-flight tasks" in err
