@@ -22,7 +22,6 @@ import asyncio
 import functools
 import random
 import time
-import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
@@ -34,6 +33,7 @@ from codeq import __version__
 from codeq.client import calls
 from codeq.client.calls import API, ROOT_PATHS, Call
 from codeq.client.errors import ApiError, ConnectionFailed, InvalidRequest, ServerError, error_for
+from codeq.core.domain import new_id
 
 if TYPE_CHECKING:
     from codeq.client.h1 import H1Sender
@@ -210,7 +210,7 @@ class Client(_Base):
 
     def send(self, call: Call[T]) -> T:
         """Execute one call with the retry rules of this module."""
-        request_id = str(uuid.uuid4())
+        request_id = new_id()
         attempt = 0
         while True:
             try:
@@ -292,7 +292,7 @@ class AsyncClient(_Base):
 
     async def send(self, call: Call[T]) -> T:
         """Execute one call with the retry rules of this module."""
-        request_id = str(uuid.uuid4())
+        request_id = new_id()
         attempt = 0
         while True:
             try:

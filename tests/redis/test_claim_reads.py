@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
+from codeq_redis.store import READ_AFTER_CLAIM
 
 from codeq.core.domain import Status
 from codeq.testing.redis_server import RedisServer
-from codeq_redis.store import READ_AFTER_CLAIM
 from tests.redis.conftest import OpenStore, created
 
 END = "end-of-watch"
