@@ -18,10 +18,12 @@ def _second(whole: float, tz: tzinfo) -> tuple[str, str]:
     return text[:19], text[19:]
 
 
+@functools.lru_cache(maxsize=4096)
 def timestamp(value: float | None, tz: tzinfo) -> str | None:
     """``datetime.fromtimestamp(value, tz).isoformat(timespec="milliseconds")``, with the
     same rounding (microseconds half to even, then cut to milliseconds), at a fraction of
-    its cost: a task's answer holds up to seven times."""
+    its cost: a task's answer holds up to seven times. Remembered, because the tasks of a
+    batch share most of theirs (created together, claimed under one lease)."""
     if value is None:
         return None
     fraction, whole = math.modf(value)

@@ -33,3 +33,10 @@ def test_rounding_edges_and_daylight_saving_changes() -> None:
         for tz in ZONES:
             assert timestamp(value, tz) == expected(value, tz), (value, tz)
     assert timestamp(None, UTC) is None
+
+
+def test_a_time_shared_by_a_batch_is_written_once() -> None:
+    timestamp.cache_clear()
+    texts = {timestamp(1_900_000_000.25, UTC) for _ in range(100)}
+    assert texts == {expected(1_900_000_000.25, UTC)}
+    assert (timestamp.cache_info().misses, timestamp.cache_info().hits) == (1, 99)
