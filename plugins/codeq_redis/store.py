@@ -396,17 +396,27 @@ class RedisStorage(Storage):
         if not task_ids:
             return []
         await self._slots.resolve(self.client, task_ids)
-        pipe = self.client.pipeline(transaction=False)
-        for task_id in task_ids:
-            keys = self._task_keys(task_id)
-            pipe.hgetall(keys.task)
-            pipe.lrange(keys.history, 0, -1)
-        replies = await pipe.execute()
-        out: list[Task | None] = []
-        for i in range(0, len(replies), 2):
-            fields, history = replies[i], replies[i + 1]
-            out.append(decode_task(fields, history) if fields else None)
-        return out
+        stored = await self._read_stored([self._task_keys(task_id) for task_id in task_ids])
+        return [decode_task(fields, history) if fields else None for fields, history in stored]
+
+    async def _read_stored(self, tasks: Sequence[TaskKeys]
+                           ) -> list[tuple[dict[str, str], list[str]]]:
+        """Each task's hash (empty when it is gone) and history, in one pipeline: on the
+        store's own connection when there is one, else on redis-py's."""
+        if self._wire is None:
+            pipe = self.client.pipeline(transaction=False)
+            for t in tasks:
+                pipe.hgetall(t.task)
+                pipe.lrange(t.history, 0, -1)
+            replies = await pipe.execute()
+            return list(zip(replies[::2], replies[1::2], strict=True))
+        replies = await self._wire.pipeline(
+            [c for t in tasks for c in (("HGETALL", t.task), ("LRANGE", t.history, 0, -1))])
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return [(dict(zip(flat[::2], flat[1::2], strict=True)), history)
+                for flat, history in zip(replies[::2], replies[1::2], strict=True)]
 
     def _refuse(self, reply: Sequence[Any], task_id: str, lease_id: str | None) -> None:
         """Raise the domain error a script answered with (mirrors ``lifecycle.check_lease``)."""
@@ -756,21 +766,10 @@ class RedisStorage(Storage):
         claimed again in between: the lease is not this claim's to hand out)."""
         if not leased:
             return []
-        assert self._wire is not None  # scripts answer ids only when there is one
-        commands: list[tuple[str | int, ...]] = []
-        for command, (task_id, _) in leased:
-            t = self._task_keys(task_id, command)
-            commands += [("HGETALL", t.task), ("LRANGE", t.history, 0, -1)]
-        replies = await self._wire.pipeline(commands)
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        out: list[Task | None] = []
-        for (_, (_, lease)), flat, history in zip(leased, replies[::2], replies[1::2],
-                                                   strict=True):
-            fields = dict(zip(flat[::2], flat[1::2], strict=True))
-            out.append(decode_task(fields, history) if fields.get("lease_id") == lease else None)
-        return out
+        stored = await self._read_stored([self._task_keys(task_id, command)
+                                          for command, (task_id, _) in leased])
+        return [decode_task(fields, history) if fields.get("lease_id") == lease else None
+                for (_, (_, lease)), (fields, history) in zip(leased, stored, strict=True)]
 
     async def _claim_round(self, heads: list[_Head], want: int, claimers: list[_Claimer],
                            now: float, *, chain: bool) -> tuple[list[Task], bool]:
